@@ -1,0 +1,229 @@
+//! Installing the workbench's tools, each only when it is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Pinned tool versions. mdbook-katex 0.10 is built on mdBook 0.5's
+/// preprocessor API, so the two move together.
+pub const MDBOOK: &str = "0.5.4";
+pub const MDBOOK_KATEX: &str = "0.10.0";
+pub const EVCXR_JUPYTER: &str = "0.22.0";
+/// The Python side: a headless Jupyter client and Playwright (driving
+/// Debian's Chromium; Playwright's own browser download is never used).
+pub const PYTHON_PACKAGES: &[&str] = &[
+    "nbclient==0.11.0",
+    "nbformat==5.11.1",
+    "jupyter_client==8.10.0",
+    "playwright==1.65.2",
+];
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Group {
+    /// Everything below.
+    All,
+    /// mdBook and the KaTeX preprocessor.
+    Book,
+    /// The Python environment with Jupyter's client and the evcxr kernel.
+    Notebooks,
+    /// Chromium and Playwright, for checking the built book.
+    Browser,
+}
+
+/// `$CODEX_HOME`, else `~/.cache/codex`.
+pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("CODEX_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("codex")
+}
+
+/// Where `cargo install --root` puts the tools.
+pub fn tools_root() -> PathBuf {
+    home().join("tools")
+}
+
+pub fn tool(bin: &str) -> PathBuf {
+    tools_root().join("bin").join(bin)
+}
+
+pub fn venv() -> PathBuf {
+    home().join("venv")
+}
+
+pub fn python() -> PathBuf {
+    venv().join("bin").join("python")
+}
+
+pub fn setup(group: Group) -> Result<()> {
+    match group {
+        Group::All => {
+            book_tools()?;
+            notebook_tools()?;
+            browser()?;
+        }
+        Group::Book => book_tools()?,
+        Group::Notebooks => notebook_tools()?,
+        Group::Browser => browser()?,
+    }
+    Ok(())
+}
+
+/// mdBook and mdbook-katex.
+pub fn book_tools() -> Result<()> {
+    cargo_tool("mdbook", MDBOOK, "mdbook")?;
+    cargo_tool("mdbook-katex", MDBOOK_KATEX, "mdbook-katex")
+}
+
+/// The venv with Jupyter's client, and the evcxr kernel registered in it.
+pub fn notebook_tools() -> Result<()> {
+    python_env()?;
+    cargo_tool("evcxr_jupyter", EVCXR_JUPYTER, "evcxr_jupyter")?;
+    // The kernel spec lives inside the venv (sys.prefix/share/jupyter), so
+    // it is found by this environment's Jupyter and touches nothing global.
+    let dir = venv().join("share/jupyter/kernels/rust");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let spec = serde_json::json!({
+        "argv": [tool("evcxr_jupyter"), "--control_file", "{connection_file}"],
+        "display_name": "Rust (evcxr)",
+        "language": "rust",
+        "interrupt_mode": "message",
+    });
+    write_if_changed(
+        &dir.join("kernel.json"),
+        &serde_json::to_string_pretty(&spec)?,
+    )
+}
+
+/// Chromium from Debian, and Playwright in the venv.
+pub fn browser() -> Result<()> {
+    python_env()?;
+    if chromium().is_some() {
+        return Ok(());
+    }
+    say("installing Debian's chromium with apt-get (once)");
+    if !is_root() {
+        bail!(
+            "Chromium is missing and this is not root: run `sudo apt-get install -y chromium`, then try again"
+        );
+    }
+    run(
+        Command::new("apt-get").arg("update").arg("-q"),
+        "apt-get update",
+    )?;
+    run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install chromium",
+    )?;
+    chromium()
+        .map(|_| ())
+        .context("apt-get installed chromium but no chromium binary was found")
+}
+
+/// The Chromium binary, if installed.
+pub fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
+
+/// Installs `krate@version` with `cargo install --locked` unless `bin`
+/// already reports that version.
+fn cargo_tool(krate: &str, version: &str, bin: &str) -> Result<()> {
+    let path = tool(bin);
+    if let Ok(out) = Command::new(&path).arg("--version").output()
+        && String::from_utf8_lossy(&out.stdout).contains(version)
+    {
+        return Ok(());
+    }
+    say(&format!(
+        "installing {krate} {version} with cargo install (once; a few minutes)"
+    ));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The tools get their own target directory: cargo install must not reuse
+    // (or clobber) the workspace's.
+    let target = home().join("install-target");
+    run(
+        Command::new(cargo)
+            .args(["install", "--locked", "--quiet", "--root"])
+            .arg(tools_root())
+            .arg(format!("{krate}@{version}"))
+            .env("CARGO_TARGET_DIR", &target),
+        &format!("cargo install {krate}"),
+    )
+}
+
+/// Creates the venv and installs the pinned packages when they are missing.
+fn python_env() -> Result<()> {
+    let py = python();
+    let probe = "import nbclient, nbformat, jupyter_client, playwright";
+    if py.exists()
+        && Command::new(&py)
+            .args(["-c", probe])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    say(&format!(
+        "creating the Python environment {} (once)",
+        venv().display()
+    ));
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(venv()),
+        "python3 -m venv",
+    )
+    .context("python3 with the venv module is required")?;
+    run(
+        Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+            ])
+            .args(PYTHON_PACKAGES),
+        "pip install (Jupyter client, Playwright)",
+    )
+}
+
+fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+/// Prints what the tool is doing.
+pub fn say(msg: &str) {
+    eprintln!("codex: {msg}");
+}
+
+/// Runs a command, failing with its name when it fails.
+pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("{what}: could not start {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}

@@ -1,0 +1,420 @@
+//! What `cargo codex` does, one function per command.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::install::{self, run, say};
+
+/// The repository root (this crate sits at `crates/codex`).
+pub fn root() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Where the generated results live, per chapter.
+pub fn generated_dir() -> PathBuf {
+    root().join("book/src/generated")
+}
+
+fn book_out() -> PathBuf {
+    root().join("book/build")
+}
+
+pub fn build_book() -> Result<()> {
+    install::book_tools()?;
+    say("building the book (mdbook build)");
+    run(
+        Command::new(install::tool("mdbook"))
+            .arg("build")
+            .arg(root())
+            .env("PATH", tools_path()),
+        "mdbook build",
+    )?;
+    say(&format!(
+        "the book is in {}",
+        book_out().join("index.html").display()
+    ));
+    Ok(())
+}
+
+/// PATH with the tools' bin first, so mdBook finds its preprocessor.
+fn tools_path() -> std::ffi::OsString {
+    let mut paths = vec![install::tools_root().join("bin")];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+pub fn serve(port: u16) -> Result<()> {
+    install::book_tools()?;
+    // The default model and data, so the notebooks and the CLI are ready.
+    models()?;
+    build_book()?;
+    say(&format!(
+        "serving the Codex at http://127.0.0.1:{port}/ (Ctrl-C to stop; edits rebuild it)"
+    ));
+    run(
+        Command::new(install::tool("mdbook"))
+            .args([
+                "serve",
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .arg(root())
+            .env("PATH", tools_path()),
+        "mdbook serve",
+    )
+}
+
+pub fn models() -> Result<()> {
+    say("fetching the pinned models and data (cached after the first time)");
+    run(
+        cargo().args([
+            "run", "--quiet", "-p", "nindub", "--bin", "nindub", "--", "models",
+        ]),
+        "nindub models",
+    )
+}
+
+/// One generated output of the CLI: the file, and the `nindub` arguments.
+const CLI_OUTPUTS: &[(&str, &[&str])] = &[
+    ("mana-crystal/estimate-table2.txt", &["estimate"]),
+    (
+        "mana-crystal/estimate-llama-3-8b.txt",
+        &["estimate", "--preset", "llama-3-8b", "--context", "8192"],
+    ),
+    (
+        "mana-crystal/estimate-smollm2.txt",
+        &["estimate", "--model", "smollm2"],
+    ),
+    (
+        "mana-crystal/estimate-minilm.txt",
+        &[
+            "estimate",
+            "--model",
+            "minilm",
+            "--context",
+            "256",
+            "--precision",
+            "f32,f16,int8",
+        ],
+    ),
+];
+
+/// The chapters' result generators: examples of `nindub` writing into a directory.
+const GENERATORS: &[(&str, &str)] = &[("mana_crystal", "mana-crystal")];
+
+pub fn results(check: bool) -> Result<()> {
+    let target = if check {
+        let dir = book_out().join(".results-check");
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    } else {
+        generated_dir()
+    };
+    for (example, sub) in GENERATORS {
+        say(&format!("generating results: {example}"));
+        run(
+            cargo()
+                .args(["run", "--quiet", "-p", "nindub", "--example", example, "--"])
+                .arg(target.join(sub)),
+            &format!("example {example}"),
+        )?;
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    for (file, args) in CLI_OUTPUTS {
+        let out = cargo()
+            .args(["run", "--quiet", "-p", "nindub", "--bin", "nindub", "--"])
+            .args(*args)
+            .output()
+            .context("running nindub")?;
+        if !out.status.success() {
+            bail!(
+                "nindub {} failed:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut text = format!("$ nindub {}\n", args.join(" "));
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        if !home.is_empty() {
+            text = text.replace(&home, "~");
+        }
+        let path = target.join(file);
+        std::fs::create_dir_all(path.parent().unwrap_or(&target))?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !check {
+        say(&format!("results written to {}", target.display()));
+        return Ok(());
+    }
+    let fresh = list_files(&target)?;
+    let committed = list_files(&generated_dir())?;
+    let mut stale = vec![];
+    for (name, bytes) in &fresh {
+        if committed.get(name) != Some(bytes) {
+            stale.push(name.clone());
+        }
+    }
+    for name in committed.keys() {
+        if !fresh.contains_key(name) {
+            stale.push(format!("{name} (no longer generated)"));
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "the committed results differ from what the code produces now; run `cargo codex results` and commit:\n  {}",
+            stale.join("\n  ")
+        );
+    }
+    say(&format!("results are up to date ({} files)", fresh.len()));
+    Ok(())
+}
+
+fn list_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir)?.to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn notebook_paths(names: &[String]) -> Result<Vec<PathBuf>> {
+    let dir = root().join("notebooks");
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ipynb"))
+        .collect();
+    all.sort();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .find(|p| p.file_name().is_some_and(|f| f.to_string_lossy() == *n))
+                .cloned()
+                .with_context(|| format!("no notebook named {n} in {}", dir.display()))
+        })
+        .collect()
+}
+
+pub fn notebooks(names: &[String]) -> Result<()> {
+    install::notebook_tools()?;
+    models()?;
+    let paths = notebook_paths(names)?;
+    say(&format!(
+        "executing {} notebook(s) with the evcxr kernel",
+        paths.len()
+    ));
+    run(
+        Command::new(install::python())
+            .arg(root().join("crates/codex/scripts/run_notebooks.py"))
+            .args(&paths)
+            .current_dir(root()),
+        "executing notebooks",
+    )
+}
+
+pub fn check_notebooks(fix: bool) -> Result<()> {
+    let mut dirty = vec![];
+    for path in notebook_paths(&[])? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut nb: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let kernel = nb["metadata"]["kernelspec"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        if kernel != "rust" {
+            bail!(
+                "{}: kernelspec is `{kernel}`, expected `rust` (evcxr)",
+                path.display()
+            );
+        }
+        let mut has_outputs = false;
+        for cell in nb["cells"].as_array_mut().into_iter().flatten() {
+            if cell["cell_type"] != "code" {
+                continue;
+            }
+            let outputs = cell["outputs"].as_array().is_some_and(|o| !o.is_empty());
+            if outputs || !cell["execution_count"].is_null() {
+                has_outputs = true;
+                cell["outputs"] = serde_json::json!([]);
+                cell["execution_count"] = serde_json::Value::Null;
+            }
+        }
+        if has_outputs {
+            if fix {
+                std::fs::write(&path, serde_json::to_string_pretty(&nb)? + "\n")?;
+                say(&format!("stripped outputs from {}", path.display()));
+            } else {
+                dirty.push(path.display().to_string());
+            }
+        }
+    }
+    if !dirty.is_empty() {
+        bail!(
+            "notebooks must be stored without outputs (run `cargo codex check-notebooks --fix`):\n  {}",
+            dirty.join("\n  ")
+        );
+    }
+    say("notebooks are stored without outputs");
+    Ok(())
+}
+
+pub fn check_book() -> Result<()> {
+    build_book()?;
+    install::browser()?;
+    let shots = book_out().join("screenshots");
+    say(&format!(
+        "loading every page in headless Chromium (screenshots in {})",
+        shots.display()
+    ));
+    run(
+        Command::new(install::python())
+            .arg(root().join("crates/codex/scripts/check_book.py"))
+            .arg(book_out())
+            .arg(&shots)
+            .env(
+                "CODEX_CHROMIUM",
+                install::chromium().context("chromium not found")?,
+            ),
+        "checking the book in Chromium",
+    )
+}
+
+pub fn grade(solutions: bool) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", "exercises"]);
+    if solutions {
+        cmd.args(["--features", "solutions"]);
+    }
+    run(&mut cmd, "the trials")
+}
+
+/// Every check, in order; a failure is reported and the rest still run.
+pub fn test_all() -> Result<()> {
+    type Step = (&'static str, Box<dyn Fn() -> Result<()>>);
+    let cargo_step = |args: &'static [&'static str],
+                      env: &'static [(&'static str, &'static str)]|
+     -> Box<dyn Fn() -> Result<()>> {
+        Box::new(move || {
+            let mut cmd = cargo();
+            cmd.args(args);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            run(&mut cmd, &format!("cargo {}", args.join(" ")))
+        })
+    };
+    let steps: Vec<Step> = vec![
+        ("format", cargo_step(&["fmt", "--all", "--check"], &[])),
+        (
+            "clippy",
+            cargo_step(
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            ),
+        ),
+        (
+            "clippy (solutions)",
+            cargo_step(
+                &[
+                    "clippy",
+                    "-p",
+                    "exercises",
+                    "--all-targets",
+                    "--features",
+                    "solutions",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            ),
+        ),
+        ("models", Box::new(models)),
+        (
+            "workspace tests",
+            cargo_step(&["test", "--workspace", "--exclude", "exercises"], &[]),
+        ),
+        (
+            "trials: solutions pass",
+            cargo_step(&["test", "-p", "exercises", "--features", "solutions"], &[]),
+        ),
+        (
+            "trials: stubs fail",
+            cargo_step(&["test", "-p", "exercises"], &[("TRIALS_EXPECT", "fail")]),
+        ),
+        ("results up to date", Box::new(|| results(true))),
+        (
+            "notebooks stored clean",
+            Box::new(|| check_notebooks(false)),
+        ),
+        ("notebooks execute", Box::new(|| notebooks(&[]))),
+        ("book in the browser", Box::new(check_book)),
+    ];
+    let started = Instant::now();
+    let mut report = vec![];
+    for (name, step) in &steps {
+        say(&format!("── {name} ──"));
+        let t = Instant::now();
+        let outcome = step();
+        let secs = t.elapsed().as_secs_f64();
+        if let Err(e) = &outcome {
+            eprintln!("codex: step `{name}` FAILED: {e:#}");
+        }
+        report.push((*name, outcome.is_ok(), secs));
+    }
+    println!(
+        "\ncodex test summary ({:.0} s in all)",
+        started.elapsed().as_secs_f64()
+    );
+    for (name, ok, secs) in &report {
+        println!(
+            "  {:<4} {name:<26} {secs:>7.1} s",
+            if *ok { "ok" } else { "FAIL" }
+        );
+    }
+    let failed = report.iter().filter(|r| !r.1).count();
+    println!("codex: {} passed, {failed} failed", report.len() - failed);
+    if failed > 0 {
+        bail!("{failed} step(s) failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! # nindub
+//!
+//! The engine of the Technomancy Codex, named for the Sumerian architect who
+//! held the temple's plan. Each module is one idea of the book:
+//!
+//! | module | chapter | idea |
+//! |---|---|---|
+//! | [`arch`] | The Mana Crystal | a model's shape, from GGUF, `config.json` or a preset |
+//! | [`budget`] | The Mana Crystal | bytes of weights, KV cache, activations; verdicts |
+//! | [`table2`] | The Mana Crystal | the seed's Table 2, recomputed |
+//! | [`gguf`] | (all) | a GGUF header, validated |
+//! | [`assets`] | (all) | the pinned real models and data, fetched with pip |
+//! | [`corpus`] | (all) | the text corpus named by `NINDUB_CORPUS` |
+//! | [`plot`] | (all) | SVG plots for the book and the notebooks |
+//!
+//! The library returns [`Error`], which names the operation, the file and
+//! the shapes involved; it does not panic on user input.
+
+pub mod arch;
+pub mod assets;
+pub mod budget;
+pub mod corpus;
+pub mod error;
+pub mod fsx;
+pub mod gguf;
+pub mod plot;
+pub mod table2;
+
+pub use arch::{Architecture, Family};
+pub use budget::{Estimate, Machine, Precision, Verdict, Workload};
+pub use error::{Error, Result};

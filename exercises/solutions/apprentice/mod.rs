@@ -1,0 +1,3 @@
+//! Part I · Apprentice.
+
+pub mod mana_crystal;

@@ -1,0 +1,21 @@
+//! # The Codex's trials
+//!
+//! One module per chapter, grouped by rank. Each function is a stub: its doc
+//! comment states the task and the formula, and its body is `todo!()`.
+//! Replace the body, then run `cargo test -p exercises` (or `cargo codex
+//! grade`): every trial runs in its own process with a time limit, so a
+//! panic or an endless loop fails that trial alone, and the report ends with
+//! your grade per rank. Hints are in `exercises/hints.toml`; the harness
+//! prints the hint of every trial that fails.
+//!
+//! The reference solutions live in `exercises/solutions/`, mirrored file by
+//! file; `--features solutions` swaps them in (CI proves they pass, and that
+//! every stub fails).
+
+#[cfg(not(feature = "solutions"))]
+#[path = "apprentice/mod.rs"]
+pub mod apprentice;
+
+#[cfg(feature = "solutions")]
+#[path = "../solutions/apprentice/mod.rs"]
+pub mod apprentice;

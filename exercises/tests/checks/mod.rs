@@ -1,0 +1,5 @@
+//! The checks behind the trials: one file per chapter, one function per
+//! trial. A check panics (through `assert!`) when the learner's answer is
+//! wrong; its messages say what was expected.
+
+pub mod mana_crystal;

@@ -4,11 +4,14 @@ Usage: python run_notebooks.py NOTEBOOK.ipynb...
 
 A real Jupyter client (nbclient) starts the `rust` kernel (evcxr) in the
 notebook's own directory, runs every cell in order and fails on the first
-cell error. The notebooks on disk are not modified: outputs stay out of git.
+cell error. The notebooks on disk are not modified: outputs stay out of git. With
+CODEX_NOTEBOOK_OUT=DIR, the executed copies (with outputs) are written there,
+for a person to read.
 Compiled dependencies are shared between notebooks through evcxr's cache
 (each notebook's first cell sets `:cache`), so only the first is slow.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +44,10 @@ def main(paths):
             failures += 1
             print(f"notebooks: FAIL {path}: {type(err).__name__}: {err}", file=sys.stderr)
             continue
+        out_dir = os.environ.get("CODEX_NOTEBOOK_OUT")
+        if out_dir:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, Path(out_dir) / path.name)
         cells = sum(1 for c in nb.cells if c.cell_type == "code")
         elapsed = time.monotonic() - started
         print(f"notebooks: ok   {path} ({cells} code cells, {elapsed:.1f} s)")

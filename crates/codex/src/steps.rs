@@ -91,7 +91,6 @@ pub fn models() -> Result<()> {
 
 /// One generated output of the CLI: the file, and the `nindub` arguments.
 const CLI_OUTPUTS: &[(&str, &[&str])] = &[
-    ("mana-crystal/estimate-table2.txt", &["estimate"]),
     (
         "mana-crystal/estimate-llama-3-8b.txt",
         &["estimate", "--preset", "llama-3-8b", "--context", "8192"],

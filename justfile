@@ -1,0 +1,41 @@
+# The Codex's everyday recipes. Each is a thin name for `cargo codex <recipe>`,
+# which needs nothing but cargo; `just` is optional.
+
+default:
+    @just --list
+
+# Build the book and serve it at http://127.0.0.1:3000/
+serve port="3000":
+    cargo codex serve --port {{port}}
+
+# Build the book into book/build
+build:
+    cargo codex build
+
+# Everything CI runs
+test:
+    cargo codex test
+
+# Regenerate the chapters' results into book/src/generated
+results:
+    cargo codex results
+
+# Execute every notebook with the evcxr kernel
+notebooks:
+    cargo codex notebooks
+
+# Check that notebooks are stored without outputs
+check-notebooks:
+    cargo codex check-notebooks
+
+# Build the book and check every page in headless Chromium
+check-book:
+    cargo codex check-book
+
+# Run the graded trials
+grade:
+    cargo codex grade
+
+# Fetch the pinned models and data
+models:
+    cargo codex models

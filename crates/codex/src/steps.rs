@@ -380,6 +380,13 @@ pub fn test_all() -> Result<()> {
             "trials: stubs fail",
             cargo_step(&["test", "-p", "exercises"], &[("TRIALS_EXPECT", "fail")]),
         ),
+        (
+            "trials: grader fixtures",
+            cargo_step(
+                &["test", "-p", "exercises"],
+                &[("TRIALS_FIXTURES", "1"), ("TRIALS_TIMEOUT_S", "3")],
+            ),
+        ),
         ("results up to date", Box::new(|| results(true))),
         (
             "notebooks stored clean",

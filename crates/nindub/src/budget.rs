@@ -46,7 +46,8 @@ impl Precision {
     };
 
     /// Parses `f32`, `f16`, `bf16`, `int8`, `int4`, or the explicit
-    /// `int<bits>[-g<group>][-sym|-affine]` (e.g. `int4-g128-sym`), and the
+    /// `int<bits>[-g<group>][-sym|-affine]` (e.g. `int4-g128-sym`; without
+    /// `-g` one scale per row; without a mode, affine below 8 bits), and the
     /// llama.cpp names `q8_0`, `q4_0`, `q4_1`.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim().to_ascii_lowercase();
@@ -267,7 +268,11 @@ pub fn activation_bytes(arch: &Architecture, w: &Workload) -> u64 {
     let scores = arch.num_heads * n * ctx;
     let attention = n * h + qkv + scores + n * arch.num_heads * hd;
     let mlp = n * h + 3 * n * i;
-    let logits = w.batch * arch.vocab_size;
+    // A decoder's head scores the vocabulary; an encoder has no such head.
+    let logits = match arch.family {
+        Family::Llama => w.batch * arch.vocab_size,
+        Family::Bert => 0,
+    };
     4 * (n * h + attention.max(mlp) + logits)
 }
 // ANCHOR_END: activations
@@ -348,9 +353,11 @@ pub enum Verdict {
     Impossible { needed: u64 },
 }
 
-/// Judges an estimate on a machine. The device always holds the fixed
-/// costs (runtime, activations, embeddings and output head); what is left
-/// takes whole layers, each with its share of the KV cache.
+/// Judges an estimate on a machine, for running *with* the device (whether
+/// a model could run on the CPU alone is not this function's question).
+/// The device always holds the fixed costs (runtime, activations,
+/// embeddings and output head); what is left takes whole layers, each with
+/// its share of the KV cache.
 pub fn verdict(e: &Estimate, arch: &Architecture, m: &Machine) -> Verdict {
     if e.total <= m.device {
         return Verdict::Fits {

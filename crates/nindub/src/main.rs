@@ -201,7 +201,7 @@ fn estimate(a: EstimateArgs) -> Result<()> {
         let m = budget::measure_gguf(&path)?;
         println!(
             "\nmeasured {}: file {} ({} bytes); tensors {}; the estimate with the file's own tensor types: {} (difference {} bytes)",
-            path.display(),
+            path.file_name().unwrap_or_default().to_string_lossy(),
             budget::human(m.file_size),
             m.file_size,
             budget::human(m.tensor_bytes),

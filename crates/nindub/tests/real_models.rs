@@ -157,3 +157,23 @@ fn corpus_must_be_utf8() {
     std::fs::write(&p, "To be, or not to be").unwrap();
     assert_eq!(nindub::corpus::read(&p).unwrap(), "To be, or not to be");
 }
+
+/// The corpus CI and the book's results use (named by NINDUB_CORPUS) is
+/// read whole; without the variable the error says what to set.
+#[test]
+fn the_configured_corpus_is_readable() {
+    match std::env::var_os(nindub::corpus::CORPUS_ENV) {
+        Some(_) => {
+            let text = nindub::corpus::load().unwrap();
+            assert!(
+                text.len() > 1000,
+                "a corpus of {} bytes is too small to learn from",
+                text.len()
+            );
+        }
+        None => assert!(matches!(
+            nindub::corpus::load(),
+            Err(Error::MissingEnv { .. })
+        )),
+    }
+}

@@ -195,3 +195,34 @@ pub fn dtype_name(dtype: GgmlDType) -> &'static str {
 pub(crate) fn first_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
+
+/// A metadata value as one short line: arrays show their length and first
+/// few items, long strings are cut.
+pub fn describe_value(v: &Value) -> String {
+    const MAX: usize = 80;
+    let text = match v {
+        Value::Array(items) => {
+            let head: Vec<_> = items.iter().take(4).map(describe_value).collect();
+            let more = if items.len() > 4 { ", ..." } else { "" };
+            format!("[{} items: {}{more}]", items.len(), head.join(", "))
+        }
+        Value::String(s) => format!("{s:?}"),
+        Value::U8(x) => x.to_string(),
+        Value::I8(x) => x.to_string(),
+        Value::U16(x) => x.to_string(),
+        Value::I16(x) => x.to_string(),
+        Value::U32(x) => x.to_string(),
+        Value::I32(x) => x.to_string(),
+        Value::U64(x) => x.to_string(),
+        Value::I64(x) => x.to_string(),
+        Value::F32(x) => x.to_string(),
+        Value::F64(x) => x.to_string(),
+        Value::Bool(x) => x.to_string(),
+    };
+    if text.chars().count() > MAX {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}

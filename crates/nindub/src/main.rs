@@ -218,6 +218,15 @@ fn inspect(model: &str) -> Result<()> {
     let arch = file.architecture()?;
     println!("{}", path.display());
     println!("{}", serde_json::to_string_pretty(&arch)?);
+    println!("metadata:");
+    let mut keys: Vec<_> = file.content.metadata.keys().collect();
+    keys.sort();
+    for key in keys {
+        println!(
+            "  {key:<40} {}",
+            gguf::describe_value(&file.content.metadata[key])
+        );
+    }
     let tensors = file.tensors();
     let total: u64 = tensors.iter().map(|t| t.bytes).sum();
     println!(

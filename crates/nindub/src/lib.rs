@@ -25,6 +25,7 @@ pub mod fsx;
 pub mod gguf;
 pub mod plot;
 pub mod table2;
+pub mod tokenizer;
 
 pub use arch::{Architecture, Family};
 pub use budget::{Estimate, Machine, Precision, Verdict, Workload};

@@ -177,3 +177,40 @@ fn the_configured_corpus_is_readable() {
         )),
     }
 }
+
+/// Token ids identical to llama.cpp's for the same GGUF (fixture recorded by
+/// tests/fixtures/regenerate-llama-cpp.sh).
+#[test]
+fn smollm2_tokenizer_matches_llama_cpp() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/llama_cpp_smollm2.json")).unwrap();
+    let path = assets::smollm2().unwrap();
+    assert_eq!(
+        fixture["model_sha256"],
+        assets::sha256_file(&path).unwrap(),
+        "fixture recorded on another file"
+    );
+    let file = GgufFile::open(&path).unwrap();
+    let tok = nindub::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
+    for case in fixture["tokenize"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        assert_eq!(tok.encode(text).unwrap(), expected, "tokenizing {text:?}");
+        assert_eq!(
+            tok.decode(&expected, false).unwrap(),
+            text,
+            "decoding {text:?}"
+        );
+    }
+    // The chat template renders the conversation llama.cpp was prompted with.
+    let chat = tok
+        .apply_chat_template(
+            &[nindub::tokenizer::Message::new(
+                "user",
+                "What is the largest planet in the solar system?",
+            )],
+            true,
+        )
+        .unwrap();
+    assert_eq!(chat, fixture["generate"][3]["prompt"].as_str().unwrap());
+}

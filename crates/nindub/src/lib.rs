@@ -12,6 +12,8 @@
 //! | [`assets`] | (all) | the pinned real models and data, fetched with pip |
 //! | [`corpus`] | (all) | the text corpus named by `NINDUB_CORPUS` |
 //! | [`plot`] | (all) | SVG plots for the book and the notebooks |
+//! | [`tokenizer`] | The Cantrip and the Ritual | the tokenizer rebuilt from GGUF metadata; chat template |
+//! | [`llama`] | The Cantrip and the Ritual | a Llama decoder: logits, hidden states, attention, KV cache |
 //!
 //! The library returns [`Error`], which names the operation, the file and
 //! the shapes involved; it does not panic on user input.
@@ -23,6 +25,7 @@ pub mod corpus;
 pub mod error;
 pub mod fsx;
 pub mod gguf;
+pub mod llama;
 pub mod plot;
 pub mod table2;
 pub mod tokenizer;

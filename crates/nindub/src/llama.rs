@@ -1,0 +1,401 @@
+//! A Llama-architecture decoder on candle, open at every step.
+//!
+//! The model of "The Cantrip and the Ritual": the same network as
+//! candle-transformers' `quantized_llama` (which the tests use as the
+//! reference), written so that a learner can stop anywhere. A forward pass
+//! returns the raw logits (before softmax) of every position asked, and on
+//! request the hidden state after every layer and the attention
+//! probabilities of one layer. Quantized weights are used as they are stored
+//! (candle's `QMatMul` runs GGUF blocks directly).
+//!
+//! Per layer, with `x` the residual stream:
+//!
+//! ```text
+//! h = x + W_o · attention(rope(W_q · rms(x)), rope(W_k · rms(x)), W_v · rms(x))
+//! x' = h + W_down · (silu(W_gate · rms(h)) ⊙ W_up · rms(h))
+//! ```
+//!
+//! RoPE is the interleaved ("normal") form, which is what GGUF's `llama`
+//! weights expect (llama.cpp's `LLAMA_ROPE_TYPE_NORM`).
+
+use std::fs::File;
+use std::io::BufReader;
+
+use candle_core::quantized::QMatMul;
+use candle_core::{D, DType, Device, Module, Tensor};
+
+use crate::arch::Architecture;
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+
+/// Wraps a candle error with the operation that failed.
+fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
+    r.map_err(|source| Error::Candle {
+        context: op.to_string(),
+        source,
+    })
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    wo: QMatMul,
+    ffn_norm: Tensor,
+    w_gate: QMatMul,
+    w_up: QMatMul,
+    w_down: QMatMul,
+    /// Keys and values of every position seen, `[1, kv_heads, pos, head_dim]`.
+    cache: Option<(Tensor, Tensor)>,
+}
+
+/// What a forward pass should return besides the last position's logits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardOptions {
+    /// Logits for every input position, not only the last.
+    pub all_logits: bool,
+    /// The hidden state after the embedding and after every layer.
+    pub hidden_states: bool,
+    /// The attention probabilities of this layer.
+    pub attention_of_layer: Option<usize>,
+}
+
+/// What a forward pass returns.
+pub struct ForwardOutput {
+    /// `[positions, vocab]` raw logits (one row unless `all_logits`).
+    pub logits: Tensor,
+    /// `num_layers + 1` tensors of `[positions, hidden]`: the embedding
+    /// output, then each layer's output (before the final norm).
+    pub hidden_states: Vec<Tensor>,
+    /// `[heads, positions, context]` attention probabilities, if asked.
+    pub attention: Option<Tensor>,
+}
+
+/// The model, with its KV cache.
+pub struct Llama {
+    pub arch: Architecture,
+    pub device: Device,
+    embedding: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    eps: f64,
+    /// Positions already in the KV cache.
+    pos: usize,
+}
+
+impl Llama {
+    /// Loads the weights of a Llama-architecture GGUF onto `device`.
+    pub fn from_gguf(file: &GgufFile, device: &Device) -> Result<Self> {
+        let arch = file.architecture()?;
+        let meta = &file.content.metadata;
+        let prefix = file
+            .metadata_str("general.architecture")
+            .unwrap_or("llama")
+            .to_string();
+        let eps = meta
+            .get(&format!("{prefix}.attention.layer_norm_rms_epsilon"))
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(1e-5) as f64;
+        let freq_base = meta
+            .get(&format!("{prefix}.rope.freq_base"))
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(10_000.0);
+        let reader = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
+        let mut reader = BufReader::new(reader);
+        let mut qtensor = |name: &str| {
+            ctx(
+                &format!("loading tensor `{name}` from {}", file.path.display()),
+                file.content.tensor(&mut reader, name, device),
+            )
+        };
+        let token_embd = qtensor("token_embd.weight")?;
+        let embedding = ctx(
+            "dequantizing the token embedding",
+            token_embd.dequantize(device),
+        )?;
+        let output = if arch.tied_embeddings {
+            ctx("output head", QMatMul::from_qtensor(token_embd))?
+        } else {
+            ctx(
+                "output head",
+                QMatMul::from_qtensor(qtensor("output.weight")?),
+            )?
+        };
+        let norm = ctx(
+            "output norm",
+            qtensor("output_norm.weight")?.dequantize(device),
+        )?;
+        let mut layers = Vec::with_capacity(arch.num_layers as usize);
+        for l in 0..arch.num_layers {
+            let mut q = |n: &str| qtensor(&format!("blk.{l}.{n}.weight"));
+            let mut mm = |n: &str| -> Result<QMatMul> {
+                ctx(&format!("blk.{l}.{n}"), QMatMul::from_qtensor(q(n)?))
+            };
+            let (wq, wk, wv, wo) = (
+                mm("attn_q")?,
+                mm("attn_k")?,
+                mm("attn_v")?,
+                mm("attn_output")?,
+            );
+            let (w_gate, w_up, w_down) = (mm("ffn_gate")?, mm("ffn_up")?, mm("ffn_down")?);
+            let attn_norm = ctx(
+                "attn_norm",
+                qtensor(&format!("blk.{l}.attn_norm.weight"))?.dequantize(device),
+            )?;
+            let ffn_norm = ctx(
+                "ffn_norm",
+                qtensor(&format!("blk.{l}.ffn_norm.weight"))?.dequantize(device),
+            )?;
+            layers.push(Layer {
+                attn_norm,
+                wq,
+                wk,
+                wv,
+                wo,
+                ffn_norm,
+                w_gate,
+                w_up,
+                w_down,
+                cache: None,
+            });
+        }
+        let (cos, sin) = rope_tables(
+            arch.head_dim as usize,
+            arch.max_context as usize,
+            freq_base,
+            device,
+        )?;
+        Ok(Llama {
+            arch,
+            device: device.clone(),
+            embedding,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            eps,
+            pos: 0,
+        })
+    }
+
+    /// Positions held in the KV cache.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Forgets every cached key and value: the next forward starts a new sequence.
+    pub fn clear_cache(&mut self) {
+        for l in &mut self.layers {
+            l.cache = None;
+        }
+        self.pos = 0;
+    }
+
+    /// Runs `tokens` through the model after the positions already cached,
+    /// and caches their keys and values.
+    pub fn forward(&mut self, tokens: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput> {
+        if tokens.is_empty() {
+            return Err(Error::invalid("forward", "no tokens to run"));
+        }
+        let max = self.arch.max_context as usize;
+        if self.pos + tokens.len() > max {
+            return Err(Error::invalid(
+                "forward",
+                format!(
+                    "{} cached + {} new tokens exceed the context of {max}",
+                    self.pos,
+                    tokens.len()
+                ),
+            ));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as u64 >= self.arch.vocab_size) {
+            return Err(Error::invalid(
+                "forward",
+                format!("token id {bad} is outside the vocabulary"),
+            ));
+        }
+        if let Some(l) = opts.attention_of_layer.filter(|&l| l >= self.layers.len()) {
+            return Err(Error::invalid(
+                "forward",
+                format!("layer {l} does not exist"),
+            ));
+        }
+        let n = tokens.len();
+        let ids = ctx("token ids", Tensor::new(tokens, &self.device))?;
+        let mut x = ctx("embedding lookup", self.embedding.index_select(&ids, 0))?; // [n, d]
+        let mut hidden_states = vec![];
+        if opts.hidden_states {
+            hidden_states.push(x.clone());
+        }
+        let mask = causal_mask(n, self.pos, &self.device)?;
+        let mut attention = None;
+        let (heads, kv_heads, hd) = (
+            self.arch.num_heads as usize,
+            self.arch.num_kv_heads as usize,
+            self.arch.head_dim as usize,
+        );
+        let cos = ctx("rope", self.cos.narrow(0, self.pos, n))?;
+        let sin = ctx("rope", self.sin.narrow(0, self.pos, n))?;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let want_attn = opts.attention_of_layer == Some(i);
+            let op = |what: &str| format!("layer {i}: {what}");
+            // Attention block.
+            let h = ctx(
+                &op("attention norm"),
+                candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps as f32),
+            )?;
+            let split = |t: Tensor, nh: usize| -> candle_core::Result<Tensor> {
+                t.reshape((1, n, nh, hd))?.transpose(1, 2)?.contiguous()
+            };
+            let q = ctx(&op("Q"), layer.wq.forward(&h).and_then(|t| split(t, heads)))?;
+            let k = ctx(
+                &op("K"),
+                layer.wk.forward(&h).and_then(|t| split(t, kv_heads)),
+            )?;
+            let v = ctx(
+                &op("V"),
+                layer.wv.forward(&h).and_then(|t| split(t, kv_heads)),
+            )?;
+            let q = ctx(
+                &op("rope(Q)"),
+                candle_nn::rotary_emb::rope_i(&q, &cos, &sin),
+            )?;
+            let k = ctx(
+                &op("rope(K)"),
+                candle_nn::rotary_emb::rope_i(&k, &cos, &sin),
+            )?;
+            let (k, v) = match &layer.cache {
+                Some((kc, vc)) => (
+                    ctx(&op("KV cache"), Tensor::cat(&[kc, &k], 2))?,
+                    ctx(&op("KV cache"), Tensor::cat(&[vc, &v], 2))?,
+                ),
+                None => (k, v),
+            };
+            layer.cache = Some((k.clone(), v.clone()));
+            let group = heads / kv_heads;
+            let k = ctx(
+                &op("repeat KV"),
+                candle_transformers::utils::repeat_kv(k, group),
+            )?;
+            let v = ctx(
+                &op("repeat KV"),
+                candle_transformers::utils::repeat_kv(v, group),
+            )?;
+            let kt = ctx(&op("Kᵀ"), k.t().and_then(|t| t.contiguous()))?;
+            let scores = ctx(
+                &op("QKᵀ/√d"),
+                q.matmul(&kt).and_then(|s| s / (hd as f64).sqrt()),
+            )?;
+            let scores = ctx(&op("mask"), scores.broadcast_add(&mask))?;
+            let probs = ctx(&op("softmax"), candle_nn::ops::softmax_last_dim(&scores))?;
+            if want_attn {
+                attention = Some(ctx(&op("attention"), probs.squeeze(0))?);
+            }
+            let v = ctx(&op("V"), v.contiguous())?;
+            let y = ctx(&op("attention · V"), probs.matmul(&v))?;
+            let y = ctx(
+                &op("merge heads"),
+                y.transpose(1, 2).and_then(|t| t.reshape((n, heads * hd))),
+            )?;
+            let y = ctx(&op("O"), layer.wo.forward(&y))?;
+            x = ctx(&op("residual"), x + y)?;
+            // MLP block (SwiGLU).
+            let h = ctx(
+                &op("MLP norm"),
+                candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.eps as f32),
+            )?;
+            let gate = ctx(
+                &op("gate"),
+                layer
+                    .w_gate
+                    .forward(&h)
+                    .and_then(|g| candle_nn::ops::silu(&g)),
+            )?;
+            let up = ctx(&op("up"), layer.w_up.forward(&h))?;
+            let y = ctx(
+                &op("down"),
+                (gate * up).and_then(|t| layer.w_down.forward(&t)),
+            )?;
+            x = ctx(&op("residual"), x + y)?;
+            if opts.hidden_states {
+                hidden_states.push(x.clone());
+            }
+        }
+        self.pos += n;
+        let x = if opts.all_logits {
+            x
+        } else {
+            ctx("last position", x.narrow(0, n - 1, 1))?
+        };
+        let x = ctx(
+            "final norm",
+            candle_nn::ops::rms_norm(&x, &self.norm, self.eps as f32),
+        )?;
+        let logits = ctx("output head", self.output.forward(&x))?;
+        Ok(ForwardOutput {
+            logits,
+            hidden_states,
+            attention,
+        })
+    }
+
+    /// The final norm and output head applied to any hidden state
+    /// `[positions, hidden]`: the "logit lens" reads intermediate layers so.
+    pub fn lens(&self, hidden: &Tensor) -> Result<Tensor> {
+        let x = ctx(
+            "final norm",
+            candle_nn::ops::rms_norm(hidden, &self.norm, self.eps as f32),
+        )?;
+        ctx("output head", self.output.forward(&x))
+    }
+}
+
+/// cos/sin tables of rotary positions: angle `p · base^(-2i/d)`.
+fn rope_tables(
+    head_dim: usize,
+    max_pos: usize,
+    base: f32,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..head_dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / head_dim as f32))
+        .collect();
+    let mut angles = Vec::with_capacity(max_pos * inv.len());
+    for p in 0..max_pos {
+        angles.extend(inv.iter().map(|f| p as f32 * f));
+    }
+    let t = ctx(
+        "rope tables",
+        Tensor::from_vec(angles, (max_pos, head_dim / 2), device),
+    )?;
+    Ok((ctx("cos", t.cos())?, ctx("sin", t.sin())?))
+}
+
+/// `[n, past + n]` additive mask: 0 where query `i` may see key `j`
+/// (`j ≤ past + i`), −∞ elsewhere.
+fn causal_mask(n: usize, past: usize, device: &Device) -> Result<Tensor> {
+    let mut m = vec![0f32; n * (past + n)];
+    for i in 0..n {
+        for j in (past + i + 1)..(past + n) {
+            m[i * (past + n) + j] = f32::NEG_INFINITY;
+        }
+    }
+    ctx("causal mask", Tensor::from_vec(m, (n, past + n), device))
+}
+
+/// Softmax of a logits row as plain floats.
+pub fn probabilities(logits: &Tensor) -> Result<Vec<f32>> {
+    let p = ctx(
+        "softmax",
+        logits
+            .to_dtype(DType::F32)
+            .and_then(|l| candle_nn::ops::softmax(&l, D::Minus1)),
+    )?;
+    ctx("to host", p.flatten_all().and_then(|t| t.to_vec1::<f32>()))
+}

@@ -27,6 +27,7 @@ pub mod fsx;
 pub mod gguf;
 pub mod llama;
 pub mod plot;
+pub mod sample;
 pub mod table2;
 pub mod tokenizer;
 

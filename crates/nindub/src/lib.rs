@@ -14,6 +14,8 @@
 //! | [`plot`] | (all) | SVG plots for the book and the notebooks |
 //! | [`tokenizer`] | The Cantrip and the Ritual | the tokenizer rebuilt from GGUF metadata; chat template |
 //! | [`llama`] | The Cantrip and the Ritual | a Llama decoder: logits, hidden states, attention, KV cache |
+//! | [`sample`] | The Cantrip and the Ritual | decoding controls as composable logits processors |
+//! | [`generate`] | The Cantrip and the Ritual | the one-call Cantrip and the step-by-step Ritual |
 //!
 //! The library returns [`Error`], which names the operation, the file and
 //! the shapes involved; it does not panic on user input.
@@ -24,6 +26,7 @@ pub mod budget;
 pub mod corpus;
 pub mod error;
 pub mod fsx;
+pub mod generate;
 pub mod gguf;
 pub mod llama;
 pub mod plot;

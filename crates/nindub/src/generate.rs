@@ -1,0 +1,254 @@
+//! The Cantrip and the Ritual: generation in one call, or step by step.
+//!
+//! The **Cantrip** ([`Generator::cantrip`]) is a pipeline: a prompt in, an
+//! answer out, every decision taken by defaults. The **Ritual**
+//! ([`Generator::generate`]) is the same loop with every step exposed:
+//! tokenize, forward, read the raw logits, process them, sample, decode, and
+//! a callback that sees each token (with its top candidates) as it comes and
+//! may stop the generation.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::llama::{ForwardOptions, Llama};
+use crate::sample::{Sampler, SamplingConfig, softmax};
+use crate::tokenizer::{GgufTokenizer, Message};
+
+/// How to generate.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerateConfig {
+    pub sampling: SamplingConfig,
+    pub max_tokens: usize,
+    /// Generation stops when the text contains one of these (it is cut there).
+    pub stop: Vec<String>,
+    /// Reuse keys and values of earlier positions (off: recompute the whole
+    /// sequence at every step, for comparison).
+    pub use_cache: bool,
+    /// How many candidates each [`Step`] reports.
+    pub top_n: usize,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            sampling: SamplingConfig::default(),
+            max_tokens: 128,
+            stop: vec![],
+            use_cache: true,
+            top_n: 5,
+        }
+    }
+}
+
+/// One generated token, as the callback sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub index: usize,
+    pub token: u32,
+    /// The text this token completed (may be empty while a multi-byte
+    /// character is still incomplete).
+    pub text: String,
+    /// The most probable candidates before sampling (after the processors'
+    /// temperature, before any filtering): (token, its text, probability).
+    pub candidates: Vec<(u32, String, f32)>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StopReason {
+    EndOfSequence,
+    StopString,
+    MaxTokens,
+    Callback,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub stop_reason: StopReason,
+    /// Seconds spent on the prompt (prefill) and on the generated tokens.
+    pub prompt_secs: f64,
+    pub generate_secs: f64,
+}
+
+impl Generation {
+    /// Generated tokens per second.
+    pub fn tokens_per_sec(&self) -> f64 {
+        self.tokens.len() as f64 / self.generate_secs.max(1e-9)
+    }
+}
+
+/// A model and its tokenizer.
+pub struct Generator {
+    pub model: Llama,
+    pub tokenizer: GgufTokenizer,
+}
+
+impl Generator {
+    /// Loads a GGUF model onto `device`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let file = GgufFile::open(path)?;
+        Ok(Generator {
+            tokenizer: GgufTokenizer::from_gguf(&file)?,
+            model: Llama::from_gguf(&file, device)?,
+        })
+    }
+
+    // ANCHOR: cantrip
+    /// The Cantrip: one call, a chat answer with sensible defaults.
+    pub fn cantrip(&mut self, prompt: &str) -> Result<String> {
+        let text = self.chat_prompt(&[Message::new("user", prompt)])?;
+        let ids = self.tokenizer.encode(&text)?;
+        Ok(self
+            .generate(&ids, &GenerateConfig::default(), |_| true)?
+            .text)
+    }
+    // ANCHOR_END: cantrip
+
+    /// A conversation formatted by the model's chat template, ready for the
+    /// assistant's answer.
+    pub fn chat_prompt(&self, messages: &[Message]) -> Result<String> {
+        self.tokenizer.apply_chat_template(messages, true)
+    }
+
+    // ANCHOR: ritual
+    /// The Ritual: generates after `prompt` (token ids), calling `on_step`
+    /// with each token; `on_step` returns false to stop.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        cfg: &GenerateConfig,
+        mut on_step: impl FnMut(&Step) -> bool,
+    ) -> Result<Generation> {
+        if prompt.is_empty() {
+            return Err(Error::invalid(
+                "prompt",
+                "it is empty: there is nothing to continue",
+            ));
+        }
+        let context = self.model.arch.max_context as usize;
+        if prompt.len() >= context {
+            return Err(Error::invalid(
+                "prompt",
+                format!(
+                    "{} tokens leave no room in a context of {context}",
+                    prompt.len()
+                ),
+            ));
+        }
+        let mut sampler = Sampler::new(&cfg.sampling)?;
+        let mut history = prompt.to_vec();
+        let mut generated: Vec<u32> = vec![];
+        let mut text = String::new();
+        let started = Instant::now();
+        self.model.clear_cache();
+        // 1. Forward the whole prompt: logits for the next position.
+        let mut logits = self.logits_after(prompt, &history, cfg.use_cache)?;
+        let prompt_secs = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut stop_reason = StopReason::MaxTokens;
+        while generated.len() < cfg.max_tokens && history.len() < context {
+            // 2. Process the raw logits and pick a token.
+            let candidates = self.candidates(&logits, cfg)?;
+            let token = sampler.next(&logits, &history)?;
+            if token == self.tokenizer.eos {
+                stop_reason = StopReason::EndOfSequence;
+                break;
+            }
+            history.push(token);
+            generated.push(token);
+            // 3. Decode what is new (a character may span several tokens).
+            let full = self.tokenizer.decode(&generated, true)?;
+            let delta = if full.ends_with('\u{FFFD}') {
+                String::new()
+            } else {
+                full.get(text.len()..).unwrap_or_default().to_string()
+            };
+            if !delta.is_empty() {
+                text = full;
+            }
+            let step = Step {
+                index: generated.len() - 1,
+                token,
+                text: delta,
+                candidates,
+            };
+            if let Some(pos) = cfg.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(pos);
+                stop_reason = StopReason::StopString;
+                break;
+            }
+            if !on_step(&step) {
+                stop_reason = StopReason::Callback;
+                break;
+            }
+            // 4. Forward the new token (or the whole sequence without a cache).
+            logits = self.logits_after(&[token], &history, cfg.use_cache)?;
+        }
+        Ok(Generation {
+            text,
+            tokens: generated,
+            prompt_tokens: prompt.len(),
+            stop_reason,
+            prompt_secs,
+            generate_secs: started.elapsed().as_secs_f64(),
+        })
+    }
+    // ANCHOR_END: ritual
+
+    /// The raw logits of the next position, after `new` tokens (the end of
+    /// `history`); without a cache the whole history is recomputed.
+    fn logits_after(&mut self, new: &[u32], history: &[u32], use_cache: bool) -> Result<Vec<f32>> {
+        let out = if use_cache {
+            self.model.forward(new, &ForwardOptions::default())?
+        } else {
+            self.model.clear_cache();
+            self.model.forward(history, &ForwardOptions::default())?
+        };
+        out.logits
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|source| Error::Candle {
+                context: "reading logits".into(),
+                source,
+            })
+    }
+
+    fn candidates(&self, logits: &[f32], cfg: &GenerateConfig) -> Result<Vec<(u32, String, f32)>> {
+        if cfg.top_n == 0 {
+            return Ok(vec![]);
+        }
+        let t = if cfg.sampling.temperature > 0.0 {
+            cfg.sampling.temperature
+        } else {
+            1.0
+        };
+        let probs = softmax(&logits.iter().map(|z| z / t).collect::<Vec<_>>());
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.select_nth_unstable_by(cfg.top_n.min(probs.len() - 1), |&a, &b| {
+            probs[b].total_cmp(&probs[a])
+        });
+        order.truncate(cfg.top_n);
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        Ok(order
+            .into_iter()
+            .map(|i| {
+                (
+                    i as u32,
+                    self.tokenizer
+                        .decode(&[i as u32], false)
+                        .unwrap_or_default(),
+                    probs[i],
+                )
+            })
+            .collect())
+    }
+}

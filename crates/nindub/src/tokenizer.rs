@@ -129,7 +129,9 @@ impl GgufTokenizer {
                 .filter(|(t, _)| t.to_i32().is_ok_and(|t| t == TOKEN_TYPE_CONTROL))
                 .map(|(_, tok)| AddedToken::from(tok.to_string(), true))
                 .collect();
-            inner.add_special_tokens(&special);
+            inner
+                .add_special_tokens(special)
+                .map_err(|e| field("tokenizer.ggml.token_type", &e.to_string()))?;
         }
         let id = |key: &str| {
             crate::arch::gguf_u64(meta, key, &file.path)

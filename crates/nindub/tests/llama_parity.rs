@@ -17,6 +17,20 @@ fn model() -> (GgufFile, Llama) {
     (file, model)
 }
 
+/// The largest absolute difference between two tensors of one shape.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 fn argmax(logits: &Tensor) -> u32 {
     logits
         .flatten_all()
@@ -139,14 +153,7 @@ fn logits_match_candle_transformers_quantized_llama() {
         .logits
         .squeeze(0)
         .unwrap();
-    let diff = (mine.clone() - &theirs)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_abs_diff(&mine, &theirs);
     assert!(diff < LOGIT_TOLERANCE, "prefill logits differ by {diff}");
 }
 
@@ -187,14 +194,7 @@ fn cache_hidden_states_and_lens_are_consistent() {
         .unwrap();
     assert_eq!(upper, 0.0, "the first position sees only itself");
     let lens = model.lens(full.hidden_states.last().unwrap()).unwrap();
-    let d = (lens - &full.logits)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = max_abs_diff(&lens, &full.logits);
     assert!(
         d < 1e-4,
         "the lens of the last layer is the model's own head ({d})"
@@ -209,14 +209,7 @@ fn cache_hidden_states_and_lens_are_consistent() {
         .forward(&prompt[prompt.len() - 1..], &ForwardOptions::default())
         .unwrap();
     let last = full.logits.i(prompt.len() - 1).unwrap();
-    let d = (step.logits.squeeze(0).unwrap() - last)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = max_abs_diff(&step.logits.squeeze(0).unwrap(), &last);
     assert!(d < 1e-3, "cached and uncached logits differ by {d}");
 }
 

@@ -232,7 +232,11 @@ impl Llama {
         if opts.hidden_states {
             hidden_states.push(x.clone());
         }
-        let mask = causal_mask(n, self.pos, &self.device)?;
+        let mask = if n > 1 {
+            Some(causal_mask(n, self.pos, &self.device)?)
+        } else {
+            None
+        };
         let mut attention = None;
         let (heads, kv_heads, hd) = (
             self.arch.num_heads as usize,
@@ -286,12 +290,17 @@ impl Llama {
                 &op("repeat KV"),
                 candle_transformers::utils::repeat_kv(v, group),
             )?;
-            let kt = ctx(&op("Kᵀ"), k.t().and_then(|t| t.contiguous()))?;
+            // Kᵀ is a strided view: the matmul reads it without a copy.
+            let kt = ctx(&op("Kᵀ"), k.t())?;
             let scores = ctx(
                 &op("QKᵀ/√d"),
                 q.matmul(&kt).and_then(|s| s / (hd as f64).sqrt()),
             )?;
-            let scores = ctx(&op("mask"), scores.broadcast_add(&mask))?;
+            // A single new token may see every cached position: no mask.
+            let scores = match &mask {
+                Some(mask) => ctx(&op("mask"), scores.broadcast_add(mask))?,
+                None => scores,
+            };
             let probs = ctx(&op("softmax"), candle_nn::ops::softmax_last_dim(&scores))?;
             if want_attn {
                 attention = Some(ctx(&op("attention"), probs.squeeze(0))?);

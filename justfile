@@ -20,6 +20,10 @@ test:
 results:
     cargo codex results
 
+# Measure generation speed (release build) into the book
+bench:
+    cargo codex bench
+
 # Execute every notebook with the evcxr kernel
 notebooks:
     cargo codex notebooks

@@ -22,7 +22,12 @@ from urllib.parse import urldefrag, urljoin, urlparse
 
 from playwright.sync_api import sync_playwright
 
-SCREENSHOT_PAGES = ["index.html", "apprentice/mana-crystal.html", "preamble/pillars.html"]
+SCREENSHOT_PAGES = [
+    "index.html",
+    "apprentice/mana-crystal.html",
+    "apprentice/cantrip-and-ritual.html",
+    "preamble/pillars.html",
+]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

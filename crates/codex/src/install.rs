@@ -145,10 +145,10 @@ fn is_root() -> bool {
 /// Installs `krate@version` with `cargo install --locked` unless `bin`
 /// already reports that version.
 fn cargo_tool(krate: &str, version: &str, bin: &str) -> Result<()> {
-    let path = tool(bin);
-    if let Ok(out) = Command::new(&path).arg("--version").output()
-        && String::from_utf8_lossy(&out.stdout).contains(version)
-    {
+    // cargo install's own record says which version is in the root (not
+    // every tool answers `--version`: evcxr_jupyter does not).
+    let record = std::fs::read_to_string(tools_root().join(".crates.toml")).unwrap_or_default();
+    if tool(bin).exists() && record.contains(&format!("\"{krate} {version} ")) {
         return Ok(());
     }
     say(&format!(

@@ -49,6 +49,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Measure generation speed (release build) against candle-transformers
+    /// and the recorded llama.cpp figures; written into the book.
+    Bench,
     /// Execute every notebook cell by cell with the evcxr kernel.
     Notebooks {
         /// Only these notebooks (file names under notebooks/).
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Build => steps::build_book(),
         Command::Test => steps::test_all(),
         Command::Results { check } => steps::results(check),
+        Command::Bench => steps::bench(),
         Command::Notebooks { names } => steps::notebooks(&names),
         Command::CheckNotebooks { fix } => steps::check_notebooks(fix),
         Command::CheckBook => steps::check_book(),

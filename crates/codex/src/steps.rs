@@ -11,7 +11,12 @@ use crate::install::{self, run, say};
 
 /// The repository root (this crate sits at `crates/codex`).
 pub fn root() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The directory cargo gives at run time: a binary built from another
+    // checkout sharing the target directory must not test that checkout.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let dir = manifest.join("../..");
     dir.canonicalize().unwrap_or(dir)
 }
 
@@ -92,6 +97,26 @@ pub fn models() -> Result<()> {
 /// One generated output of the CLI: the file, and the `nindub` arguments.
 const CLI_OUTPUTS: &[(&str, &[&str])] = &[
     (
+        "cantrip-and-ritual/generate-logits.txt",
+        &[
+            "generate",
+            "--model",
+            "smollm2",
+            "--chat-template",
+            "--prompt",
+            "What is the capital of France?",
+            "--temperature",
+            "0",
+            "--repeat-penalty",
+            "1",
+            "--max-tokens",
+            "12",
+            "--logits",
+            "--top",
+            "3",
+        ],
+    ),
+    (
         "mana-crystal/estimate-llama-3-8b.txt",
         &["estimate", "--preset", "llama-3-8b", "--context", "8192"],
     ),
@@ -113,8 +138,16 @@ const CLI_OUTPUTS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The chapters' result generators: examples of `nindub` writing into a directory.
-const GENERATORS: &[(&str, &str)] = &[("mana_crystal", "mana-crystal")];
+/// The chapters' result generators: examples of `nindub` writing into a
+/// directory, and whether they read the corpus (`NINDUB_CORPUS`).
+const GENERATORS: &[(&str, &str, bool)] = &[
+    ("mana_crystal", "mana-crystal", false),
+    ("cantrip_and_ritual", "cantrip-and-ritual", true),
+];
+
+/// Generated files that are measurements of the machine (timings), written
+/// by `cargo codex bench`: kept, but not expected to reproduce byte for byte.
+const MEASURED_DIR: &str = "bench";
 
 pub fn results(check: bool) -> Result<()> {
     let target = if check {
@@ -124,7 +157,16 @@ pub fn results(check: bool) -> Result<()> {
     } else {
         generated_dir()
     };
-    for (example, sub) in GENERATORS {
+    let corpus = std::env::var_os("NINDUB_CORPUS").is_some_and(|v| !v.is_empty());
+    let mut skipped = vec![];
+    for (example, sub, needs_corpus) in GENERATORS {
+        if *needs_corpus && !corpus {
+            say(&format!(
+                "skipping {example}: it reads the corpus; set NINDUB_CORPUS to a text file (the book's results use tinyshakespeare.txt)"
+            ));
+            skipped.push(format!("{sub}/"));
+            continue;
+        }
         say(&format!("generating results: {example}"));
         run(
             cargo()
@@ -147,7 +189,17 @@ pub fn results(check: bool) -> Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let mut text = format!("$ nindub {}\n", args.join(" "));
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("{a:?}")
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let mut text = format!("$ nindub {}\n", shown.join(" "));
         text.push_str(&String::from_utf8_lossy(&out.stdout));
         if !home.is_empty() {
             text = text.replace(&home, "~");
@@ -160,8 +212,13 @@ pub fn results(check: bool) -> Result<()> {
         say(&format!("results written to {}", target.display()));
         return Ok(());
     }
+    let kept = |name: &String| {
+        !skipped.iter().any(|s| name.starts_with(s.as_str()))
+            && !name.split('/').any(|part| part == MEASURED_DIR)
+    };
     let fresh = list_files(&target)?;
-    let committed = list_files(&generated_dir())?;
+    let mut committed = list_files(&generated_dir())?;
+    committed.retain(|name, _| kept(name));
     let mut stale = vec![];
     for (name, bytes) in &fresh {
         if committed.get(name) != Some(bytes) {
@@ -180,6 +237,58 @@ pub fn results(check: bool) -> Result<()> {
         );
     }
     say(&format!("results are up to date ({} files)", fresh.len()));
+    Ok(())
+}
+
+/// Measures speed with a release build and writes the figures where the
+/// chapters include them.
+pub fn bench() -> Result<()> {
+    let fixture = "crates/nindub/tests/fixtures/llama_cpp_speed.json";
+    let args = [
+        "bench",
+        "--runs",
+        "5",
+        "--prompt-tokens",
+        "64",
+        "--gen-tokens",
+        "64",
+        "--peer",
+        fixture,
+    ];
+    say("benchmarking generation (release build; the first build takes minutes)");
+    let out = cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "nindub",
+            "--bin",
+            "nindub",
+            "--",
+        ])
+        .args(args)
+        .output()
+        .context("running nindub bench")?;
+    if !out.status.success() {
+        bail!(
+            "nindub bench failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = format!(
+        "$ cargo run --release -p nindub -- {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    print!("{text}");
+    let path = generated_dir()
+        .join("cantrip-and-ritual")
+        .join(MEASURED_DIR)
+        .join("bench.txt");
+    std::fs::create_dir_all(path.parent().unwrap_or(&generated_dir()))?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    say(&format!("written to {}", path.display()));
     Ok(())
 }
 

@@ -5,12 +5,16 @@
 //! - every `{{#include}}` names a file that exists, and an anchor it has;
 //! - every image a chapter shows exists.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const RITUAL: [&str; 6] = ["Legend", "Ritual", "Result", "Insight", "Value", "Question"];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    // At run time: cargo reuses a test binary built from another checkout of
+    // the same workspace (same target directory), with that checkout's path
+    // compiled in.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run me with cargo test"))
+        .join("../..")
 }
 
 /// (part, title, path) for every non-draft entry of SUMMARY.md under a

@@ -240,15 +240,7 @@ impl Generator {
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         Ok(order
             .into_iter()
-            .map(|i| {
-                (
-                    i as u32,
-                    self.tokenizer
-                        .decode(&[i as u32], false)
-                        .unwrap_or_default(),
-                    probs[i],
-                )
-            })
+            .map(|i| (i as u32, self.tokenizer.piece(i as u32), probs[i]))
             .collect())
     }
 }

@@ -14,6 +14,7 @@
 //! | [`plot`] | (all) | SVG plots for the book and the notebooks |
 //! | [`tokenizer`] | The Cantrip and the Ritual | the tokenizer rebuilt from GGUF metadata; chat template |
 //! | [`llama`] | The Cantrip and the Ritual | a Llama decoder: logits, hidden states, attention, KV cache |
+//! | [`lens`] | The Cantrip and the Ritual | hidden-state norms and the logit lens |
 //! | [`sample`] | The Cantrip and the Ritual | decoding controls as composable logits processors |
 //! | [`generate`] | The Cantrip and the Ritual | the one-call Cantrip and the step-by-step Ritual |
 //!
@@ -28,6 +29,7 @@ pub mod error;
 pub mod fsx;
 pub mod generate;
 pub mod gguf;
+pub mod lens;
 pub mod llama;
 pub mod plot;
 pub mod sample;
@@ -36,4 +38,7 @@ pub mod tokenizer;
 
 pub use arch::{Architecture, Family};
 pub use budget::{Estimate, Machine, Precision, Verdict, Workload};
+/// The tensor library underneath, re-exported so that notebooks and users name
+/// the same version (`nindub::candle_core::Device`).
+pub use candle_core;
 pub use error::{Error, Result};

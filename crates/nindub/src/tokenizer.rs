@@ -185,6 +185,13 @@ impl GgufTokenizer {
             .unwrap_or_else(|| format!("<{id}>"))
     }
 
+    /// The text one token decodes to (` the`); a token that is part of a
+    /// multi-byte character decodes to `�`.
+    pub fn piece(&self, id: u32) -> String {
+        self.decode(&[id], false)
+            .unwrap_or_else(|_| self.token_text(id))
+    }
+
     /// Formats a conversation with the model's chat template (Jinja, run by
     /// minijinja), ending with the assistant's turn when `add_generation_prompt`.
     pub fn apply_chat_template(

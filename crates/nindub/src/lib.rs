@@ -15,6 +15,8 @@
 //! | [`tokenizer`] | The Cantrip and the Ritual | the tokenizer rebuilt from GGUF metadata; chat template |
 //! | [`llama`] | The Cantrip and the Ritual | a Llama decoder: logits, hidden states, attention, KV cache |
 //! | [`lens`] | The Cantrip and the Ritual | hidden-state norms and the logit lens |
+//! | [`quant`] | The Alchemy of Compression | affine INT8/INT4 quantization: scales, zero-points, granularity, packing |
+//! | [`qlinear`] | The Alchemy of Compression | quantized linear layers: dequantize-on-the-fly and int8×int8 kernels |
 //! | [`sample`] | The Cantrip and the Ritual | decoding controls as composable logits processors |
 //! | [`generate`] | The Cantrip and the Ritual | the one-call Cantrip and the step-by-step Ritual |
 //!
@@ -32,6 +34,8 @@ pub mod gguf;
 pub mod lens;
 pub mod llama;
 pub mod plot;
+pub mod qlinear;
+pub mod quant;
 pub mod sample;
 pub mod table2;
 pub mod tokenizer;

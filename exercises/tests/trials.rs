@@ -60,6 +60,7 @@ fn all_trials() -> Vec<Trial> {
     trials! {
         Apprentice mana_crystal [bits, matrix_bytes, llama_params, kv_cache_bytes, headroom, max_context, footprint];
         Apprentice cantrip_and_ritual [softmax_t, top_k, top_p, repetition_penalty, greedy_decode];
+        Apprentice alchemy_of_compression [scale_zero_point, quantize_dequantize, int4_packing, per_channel];
     }
 }
 

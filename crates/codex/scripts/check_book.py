@@ -26,6 +26,7 @@ SCREENSHOT_PAGES = [
     "index.html",
     "apprentice/mana-crystal.html",
     "apprentice/cantrip-and-ritual.html",
+    "apprentice/alchemy-of-compression.html",
     "preamble/pillars.html",
 ]
 

@@ -39,6 +39,14 @@ def main(paths):
         except CellExecutionError as err:
             failures += 1
             print(f"notebooks: FAIL {path}: {err}", file=sys.stderr)
+            # evcxr reports compile errors as stderr text and error outputs
+            # of the cell, not in the exception: show them.
+            for cell in nb.cells:
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "error":
+                        print("\n".join(out.get("traceback", [])) or out.get("evalue", ""), file=sys.stderr)
+                    elif out.get("name") == "stderr":
+                        print(out.get("text", ""), file=sys.stderr)
             continue
         except Exception as err:  # kernel died, timeout, missing kernel spec
             failures += 1

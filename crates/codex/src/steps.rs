@@ -117,6 +117,10 @@ const CLI_OUTPUTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "alchemy-of-compression/quantize-minilm.txt",
+        &["quantize", "--scheme", "int8-channel", "minilm"],
+    ),
+    (
         "mana-crystal/estimate-llama-3-8b.txt",
         &["estimate", "--preset", "llama-3-8b", "--context", "8192"],
     ),
@@ -143,6 +147,7 @@ const CLI_OUTPUTS: &[(&str, &[&str])] = &[
 const GENERATORS: &[(&str, &str, bool)] = &[
     ("mana_crystal", "mana-crystal", false),
     ("cantrip_and_ritual", "cantrip-and-ritual", true),
+    ("alchemy_of_compression", "alchemy-of-compression", true),
 ];
 
 /// Generated files that are measurements of the machine (timings), written
@@ -240,24 +245,14 @@ pub fn results(check: bool) -> Result<()> {
     Ok(())
 }
 
-/// Measures speed with a release build and writes the figures where the
-/// chapters include them.
+/// Measures speed with release builds and writes the figures where the
+/// chapters include them: generation (The Cantrip and the Ritual) and the
+/// quantized kernels (The Alchemy of Compression).
 pub fn bench() -> Result<()> {
     let fixture = "crates/nindub/tests/fixtures/llama_cpp_speed.json";
-    let args = [
-        "bench",
-        "--runs",
-        "5",
-        "--prompt-tokens",
-        "64",
-        "--gen-tokens",
-        "64",
-        "--peer",
-        fixture,
-    ];
     say("benchmarking generation (release build; the first build takes minutes)");
-    let out = cargo()
-        .args([
+    measure(
+        &[
             "run",
             "--release",
             "--quiet",
@@ -266,26 +261,55 @@ pub fn bench() -> Result<()> {
             "--bin",
             "nindub",
             "--",
-        ])
+            "bench",
+            "--runs",
+            "5",
+            "--prompt-tokens",
+            "64",
+            "--gen-tokens",
+            "64",
+            "--peer",
+            fixture,
+        ],
+        "cantrip-and-ritual",
+        "bench.txt",
+    )?;
+    say("benchmarking the quantized kernels (release build)");
+    measure(
+        &[
+            "bench",
+            "--quiet",
+            "-p",
+            "nindub",
+            "--bench",
+            "quant_kernels",
+        ],
+        "alchemy-of-compression",
+        "kernels.txt",
+    )
+}
+
+/// Runs `cargo ARGS`, prints its output and writes it (with the command)
+/// to `generated/CHAPTER/bench/FILE`.
+fn measure(args: &[&str], chapter: &str, file: &str) -> Result<()> {
+    let out = cargo()
         .args(args)
         .output()
-        .context("running nindub bench")?;
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
     if !out.status.success() {
         bail!(
-            "nindub bench failed:\n{}",
+            "cargo {} failed:\n{}",
+            args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
     }
     let text = format!(
-        "$ cargo run --release -p nindub -- {}\n{}",
+        "$ cargo {}\n{}",
         args.join(" "),
         String::from_utf8_lossy(&out.stdout)
     );
     print!("{text}");
-    let path = generated_dir()
-        .join("cantrip-and-ritual")
-        .join(MEASURED_DIR)
-        .join("bench.txt");
+    let path = generated_dir().join(chapter).join(MEASURED_DIR).join(file);
     std::fs::create_dir_all(path.parent().unwrap_or(&generated_dir()))?;
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     say(&format!("written to {}", path.display()));

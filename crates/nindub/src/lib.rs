@@ -17,6 +17,9 @@
 //! | [`lens`] | The Cantrip and the Ritual | hidden-state norms and the logit lens |
 //! | [`quant`] | The Alchemy of Compression | affine INT8/INT4 quantization: scales, zero-points, granularity, packing |
 //! | [`qlinear`] | The Alchemy of Compression | quantized linear layers: dequantize-on-the-fly and int8×int8 kernels |
+//! | [`qmodel`] | The Alchemy of Compression | whole models (SmolLM2, MiniLM) through a scheme, then inference |
+//! | [`perplexity`] | The Alchemy of Compression | perplexity on a corpus, llama.cpp's protocol |
+//! | [`export`] | The Alchemy of Compression | quantized models written as GGUF (Q8_0, Q4_1) |
 //! | [`sample`] | The Cantrip and the Ritual | decoding controls as composable logits processors |
 //! | [`generate`] | The Cantrip and the Ritual | the one-call Cantrip and the step-by-step Ritual |
 //!
@@ -28,13 +31,16 @@ pub mod assets;
 pub mod budget;
 pub mod corpus;
 pub mod error;
+pub mod export;
 pub mod fsx;
 pub mod generate;
 pub mod gguf;
 pub mod lens;
 pub mod llama;
+pub mod perplexity;
 pub mod plot;
 pub mod qlinear;
+pub mod qmodel;
 pub mod quant;
 pub mod sample;
 pub mod table2;

@@ -21,8 +21,8 @@
 use std::fs::File;
 use std::io::BufReader;
 
-use candle_core::quantized::QMatMul;
-use candle_core::{Device, Module, Tensor};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 use crate::arch::Architecture;
 use crate::error::{Error, Result};
@@ -92,6 +92,20 @@ pub struct Llama {
 impl Llama {
     /// Loads the weights of a Llama-architecture GGUF onto `device`.
     pub fn from_gguf(file: &GgufFile, device: &Device) -> Result<Self> {
+        Self::from_gguf_mapped(file, device, &mut |_, q| {
+            ctx("quantized weight", QMatMul::from_qtensor(q))
+        })
+    }
+
+    /// Loads a GGUF, passing every weight matrix (and the token embedding)
+    /// through `map`, which decides how it is held: as stored (a quantized
+    /// `QMatMul`), or as an f32 tensor made by another quantizer (the
+    /// Alchemy of Compression chapter swaps in its own schemes so).
+    pub fn from_gguf_mapped(
+        file: &GgufFile,
+        device: &Device,
+        map: &mut dyn FnMut(&str, QTensor) -> Result<QMatMul>,
+    ) -> Result<Self> {
         let arch = file.architecture()?;
         let meta = &file.content.metadata;
         let prefix = file
@@ -114,18 +128,18 @@ impl Llama {
                 file.content.tensor(&mut reader, name, device),
             )
         };
-        let token_embd = qtensor("token_embd.weight")?;
+        let token_embd = map("token_embd.weight", qtensor("token_embd.weight")?)?;
         let embedding = ctx(
             "dequantizing the token embedding",
-            token_embd.dequantize(device),
+            match &token_embd {
+                QMatMul::QTensor(q) => q.dequantize(device),
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32),
+            },
         )?;
         let output = if arch.tied_embeddings {
-            ctx("output head", QMatMul::from_qtensor(token_embd))?
+            token_embd
         } else {
-            ctx(
-                "output head",
-                QMatMul::from_qtensor(qtensor("output.weight")?),
-            )?
+            map("output.weight", qtensor("output.weight")?)?
         };
         let norm = ctx(
             "output norm",
@@ -133,9 +147,10 @@ impl Llama {
         )?;
         let mut layers = Vec::with_capacity(arch.num_layers as usize);
         for l in 0..arch.num_layers {
-            let mut q = |n: &str| qtensor(&format!("blk.{l}.{n}.weight"));
             let mut mm = |n: &str| -> Result<QMatMul> {
-                ctx(&format!("blk.{l}.{n}"), QMatMul::from_qtensor(q(n)?))
+                let name = format!("blk.{l}.{n}.weight");
+                let q = qtensor(&name)?;
+                map(&name, q)
             };
             let (wq, wk, wv, wo) = (
                 mm("attn_q")?,

@@ -116,7 +116,24 @@ fn plot_err(e: &dyn std::fmt::Display) -> Error {
 }
 
 impl LineChart {
+    /// Non-finite points (an SQNR of ∞, a log of 0) are left out.
     pub fn draw(&self) -> Result<Svg> {
+        let finite = |&&(x, y): &&(f64, f64)| {
+            x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0)
+        };
+        let kept: Vec<(String, Vec<(f64, f64)>)> = self
+            .series
+            .iter()
+            .map(|(n, p)| (n.clone(), p.iter().filter(finite).copied().collect()))
+            .collect();
+        let chart = LineChart {
+            series: kept,
+            ..self.clone()
+        };
+        chart.draw_finite()
+    }
+
+    fn draw_finite(&self) -> Result<Svg> {
         let points = || self.series.iter().flat_map(|(_, p)| p.iter());
         if points().next().is_none() {
             return Err(Error::invalid("plot", "no points to draw"));

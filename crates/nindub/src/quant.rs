@@ -19,6 +19,7 @@
 //! does; codes as bytes, two 4-bit codes per byte for INT4.
 
 use half::f16;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -368,8 +369,7 @@ impl QTensor {
             .collect()
     }
 
-    /// Bytes as stored: codes, an f16 scale per block, and a zero-point
-    /// byte per block when affine.
+    /// Bytes as stored (see [`storage_bytes`]).
     pub fn storage_bytes(&self) -> usize {
         let per_block = 2 + usize::from(self.scheme.mode == Mode::Affine);
         self.data.len() + self.params.len() * per_block
@@ -379,6 +379,20 @@ impl QTensor {
     pub fn bits_per_weight(&self) -> f64 {
         8.0 * self.storage_bytes() as f64 / self.len().max(1) as f64
     }
+}
+
+/// Bytes a tensor of `shape` takes under `scheme`, without quantizing it:
+/// the codes (one byte each, or two per byte for INT4), an f16 scale per
+/// block, and a zero-point byte per block when affine.
+pub fn storage_bytes(shape: &[usize], scheme: &Scheme) -> Result<usize> {
+    let n: usize = shape.iter().product();
+    let codes = if scheme.format.bits == 4 {
+        n.div_ceil(2)
+    } else {
+        n
+    };
+    let per_block = 2 + usize::from(scheme.mode == Mode::Affine);
+    Ok(codes + block_count(shape, scheme.granularity)? * per_block)
 }
 
 /// Number of blocks, and the checks a granularity needs.
@@ -417,7 +431,7 @@ fn block_index(shape: &[usize], g: Granularity, i: usize) -> usize {
 }
 
 /// The range of a block under a clipping rule.
-fn block_range(values: &mut [f32], clip: Clip, format: Format, mode: Mode) -> Result<QParams> {
+fn block_range(values: &[f32], clip: Clip, format: Format, mode: Mode) -> Result<QParams> {
     let (min, max) = values
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
@@ -426,10 +440,11 @@ fn block_range(values: &mut [f32], clip: Clip, format: Format, mode: Mode) -> Re
     match clip {
         Clip::MinMax => choose_params(min, max, format, mode),
         Clip::Percentile(p) => {
-            values.sort_unstable_by(f32::total_cmp);
+            let mut sorted = values.to_vec();
+            sorted.sort_unstable_by(f32::total_cmp);
             let at = |q: f32| {
-                let i = ((values.len() - 1) as f32 * q / 100.0).round() as usize;
-                values[i.min(values.len() - 1)]
+                let i = ((sorted.len() - 1) as f32 * q / 100.0).round() as usize;
+                sorted[i.min(sorted.len() - 1)]
             };
             choose_params(at(100.0 - p), at(p), format, mode)
         }
@@ -457,6 +472,36 @@ fn block_range(values: &mut [f32], clip: Clip, format: Format, mode: Mode) -> Re
     }
 }
 
+/// One `(S, Z)` per block. Blocks of consecutive values (a tensor, a
+/// group, a channel of axis 0) are read in place, in parallel; channels of
+/// another axis are gathered first.
+fn block_params(values: &[f32], shape: &[usize], scheme: &Scheme) -> Result<Vec<QParams>> {
+    let (clip, format, mode) = (scheme.clip, scheme.format, scheme.mode);
+    let contiguous = match scheme.granularity {
+        Granularity::PerTensor => Some(values.len()),
+        Granularity::PerGroup { size } => Some(size),
+        Granularity::PerChannel { axis: 0 } => Some(values.len() / shape[0].max(1)),
+        Granularity::PerChannel { .. } => None,
+    };
+    match contiguous {
+        Some(size) => values
+            .par_chunks(size.max(1))
+            .map(|block| block_range(block, clip, format, mode))
+            .collect(),
+        None => {
+            let blocks = block_count(shape, scheme.granularity)?;
+            let mut members: Vec<Vec<f32>> = vec![vec![]; blocks];
+            for (i, &v) in values.iter().enumerate() {
+                members[block_index(shape, scheme.granularity, i)].push(v);
+            }
+            members
+                .iter()
+                .map(|m| block_range(m, clip, format, mode))
+                .collect()
+        }
+    }
+}
+
 // ANCHOR: quantize
 /// Quantizes `values` (row-major, of `shape`) with `scheme`.
 pub fn quantize(values: &[f32], shape: &[usize], scheme: &Scheme) -> Result<QTensor> {
@@ -477,18 +522,10 @@ pub fn quantize(values: &[f32], shape: &[usize], scheme: &Scheme) -> Result<QTen
         ));
     }
     let g = scheme.granularity;
-    let blocks = block_count(shape, g)?;
-    // Gather each block's values, choose its (S, Z).
-    let mut members: Vec<Vec<f32>> = vec![vec![]; blocks];
-    for (i, &v) in values.iter().enumerate() {
-        members[block_index(shape, g, i)].push(v);
-    }
-    let params = members
-        .iter_mut()
-        .map(|m| block_range(m, scheme.clip, scheme.format, scheme.mode))
-        .collect::<Result<Vec<_>>>()?;
+    block_count(shape, g)?; // checks the granularity against the shape
+    let params = block_params(values, shape, scheme)?;
     let codes: Vec<i32> = values
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(i, &v)| quantize_value(v, params[block_index(shape, g, i)], scheme.format))
         .collect();
@@ -550,7 +587,10 @@ mod tests {
     #[test]
     fn affine_params_follow_the_formula() {
         let p = choose_params(-1.0, 3.0, Format::UINT8, Mode::Affine).unwrap();
-        assert!(p.scale >= 4.0 / 255.0 && p.scale < 4.0 / 255.0 * 1.001, "f16, rounded up");
+        assert!(
+            p.scale >= 4.0 / 255.0 && p.scale < 4.0 / 255.0 * 1.001,
+            "f16, rounded up"
+        );
         assert_eq!(p.zero, (1.0f32 / p.scale).round_ties_even() as i32);
         let s = choose_params(-2.0, 1.0, Format::INT8, Mode::Symmetric).unwrap();
         assert_eq!(s.zero, 0);
@@ -706,6 +746,10 @@ mod tests {
         assert!((q.bits_per_weight() - 4.75).abs() < 1e-9);
         let q = quantize(&x, &[64, 64], &Scheme::parse("int8-g32").unwrap()).unwrap();
         assert!((q.bits_per_weight() - 8.5).abs() < 1e-9, "the size of Q8_0");
+        assert_eq!(
+            storage_bytes(&[64, 64], &q.scheme).unwrap(),
+            q.storage_bytes()
+        );
     }
 
     #[test]

@@ -104,4 +104,18 @@ fn plots_refuse_what_they_cannot_draw() {
         ..Default::default()
     };
     assert!(chart.draw().unwrap().0.starts_with("<svg"));
+    // Infinite values (an exact round trip's SQNR) are left out, not looped on.
+    let inf = LineChart {
+        series: vec![(
+            "s".into(),
+            vec![(0.0, 1.0), (1.0, f64::INFINITY), (2.0, 3.0)],
+        )],
+        ..Default::default()
+    };
+    assert!(inf.draw().is_ok());
+    let only_inf = LineChart {
+        series: vec![("s".into(), vec![(0.0, f64::INFINITY)])],
+        ..Default::default()
+    };
+    assert!(only_inf.draw().is_err());
 }

@@ -1,4 +1,5 @@
 //! Part I · Apprentice.
 
+pub mod alchemy_of_compression;
 pub mod cantrip_and_ritual;
 pub mod mana_crystal;

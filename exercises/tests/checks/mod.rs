@@ -2,5 +2,6 @@
 //! trial. A check panics (through `assert!`) when the learner's answer is
 //! wrong; its messages say what was expected.
 
+pub mod alchemy_of_compression;
 pub mod cantrip_and_ritual;
 pub mod mana_crystal;

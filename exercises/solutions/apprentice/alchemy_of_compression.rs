@@ -1,0 +1,67 @@
+//! Trials of "The Alchemy of Compression": reference solutions.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+
+/// Trial 1. The affine parameters `(S, Z)` for values in `[min, max]`.
+pub fn scale_zero_point(min: f32, max: f32, qmin: i32, qmax: i32) -> (f32, i32) {
+    let (a, b) = (min.min(0.0), max.max(0.0));
+    if a == b {
+        return (1.0, qmin);
+    }
+    let (lo, hi) = (qmin as f32, qmax as f32);
+    let scale = (b - a) / (hi - lo);
+    let zero = (lo - a / scale).round_ties_even().clamp(lo, hi) as i32;
+    (scale, zero)
+}
+
+/// Trial 2a. Quantize every value.
+pub fn quantize(x: ArrayView1<f32>, scale: f32, zero: i32, qmin: i32, qmax: i32) -> Array1<i32> {
+    x.mapv(|v| {
+        let q = (v / scale).round_ties_even() + zero as f32;
+        q.clamp(qmin as f32, qmax as f32) as i32
+    })
+}
+
+/// Trial 2b. The values the codes stand for.
+pub fn dequantize(q: ArrayView1<i32>, scale: f32, zero: i32) -> Array1<f32> {
+    q.mapv(|c| scale * (c - zero) as f32)
+}
+
+/// Trial 3a. Pack signed 4-bit codes two per byte, low nibble first.
+pub fn pack_int4(codes: &[i8]) -> Vec<u8> {
+    codes
+        .chunks(2)
+        .map(|pair| {
+            let lo = pair[0] as u8 & 0x0f;
+            let hi = pair.get(1).map_or(0, |&c| c as u8 & 0x0f);
+            lo | (hi << 4)
+        })
+        .collect()
+}
+
+/// Trial 3b. The first `n` codes of packed nibbles, sign-extended.
+pub fn unpack_int4(packed: &[u8], n: usize) -> Vec<i8> {
+    // Move the nibble to the top of the byte; the arithmetic shift back
+    // copies its sign bit.
+    let nibble = |v: u8| (v << 4) as i8 >> 4;
+    packed
+        .iter()
+        .flat_map(|&b| [nibble(b & 0x0f), nibble(b >> 4)])
+        .take(n)
+        .collect()
+}
+
+/// Trial 4. Symmetric INT8 quantization, one scale per output channel.
+pub fn quantize_per_channel(w: ArrayView2<f32>) -> (Array2<i8>, Array1<f32>) {
+    let scales = w.map_axis(Axis(1), |row| {
+        let amax = row.fold(0.0f32, |m, &v| m.max(v.abs()));
+        if amax == 0.0 { 1.0 } else { amax / 127.0 }
+    });
+    let mut codes = Array2::zeros(w.raw_dim());
+    for ((r, c), q) in codes.indexed_iter_mut() {
+        *q = (w[[r, c]] / scales[r])
+            .round_ties_even()
+            .clamp(-127.0, 127.0) as i8;
+    }
+    (codes, scales)
+}

@@ -1,0 +1,86 @@
+//! Trials of "The Alchemy of Compression": quantization, by hand.
+//!
+//! A real number `x` is stored as an integer code `q` in `[q_min, q_max]`,
+//! with a **scale** `S > 0` and an integer **zero-point** `Z`:
+//!
+//! ```text
+//! q = clamp(round(x / S) + Z, q_min, q_max)        x̂ = S · (q − Z)
+//! ```
+//!
+//! `round` is always *round half to even* (`f32::round_ties_even`: 2.5 → 2,
+//! 3.5 → 4), as in PyTorch and NumPy. The checks compare your answers with
+//! `nindub::quant`, the Codex's quantizer, which stores its scales as f16
+//! (rounded up); yours stay plain f32, so scales are compared with a small
+//! tolerance.
+// The stubs do not use their arguments yet: that is your job.
+#![allow(unused_variables)]
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+/// Trial 1. The affine parameters `(S, Z)` for values in `[min, max]`.
+///
+/// 1. Widen the range to contain 0: `a = min(min, 0)`, `b = max(max, 0)`.
+/// 2. If `a == b` (all values are 0), return `(1.0, qmin)`.
+/// 3. `S = (b − a) / (qmax − qmin)`: the range spread over every code.
+/// 4. `Z = round(qmin − a / S)`, clamped to `[qmin, qmax]`: the code that
+///    stands for 0.0.
+///
+/// Because `Z` is an integer code, 0.0 is represented *exactly*
+/// (`q = Z` gives `x̂ = S · 0 = 0`): padding and ReLU zeros stay zeros.
+///
+/// Example: `[−1, 3]` on `0..=255` → `S = 4/255`, `Z = round(63.75) = 64`.
+pub fn scale_zero_point(min: f32, max: f32, qmin: i32, qmax: i32) -> (f32, i32) {
+    todo!("widen to contain 0, then S = (b − a)/(qmax − qmin) and Z = round(qmin − a/S)")
+}
+
+/// Trial 2a. Quantize every value: `q = clamp(round(x / S) + Z, qmin, qmax)`.
+///
+/// Divide by `S` (do not multiply by `1/S`), round half to even *before*
+/// adding `Z`, then saturate: values beyond the range get `qmin` or `qmax`.
+pub fn quantize(x: ArrayView1<f32>, scale: f32, zero: i32, qmin: i32, qmax: i32) -> Array1<i32> {
+    todo!("x / S, round half to even, + Z, clamp")
+}
+
+/// Trial 2b. The values the codes stand for: `x̂ = S · (q − Z)`.
+///
+/// Inside the range, `|x − x̂| ≤ S/2`: the error is at most half a step.
+pub fn dequantize(q: ArrayView1<i32>, scale: f32, zero: i32) -> Array1<f32> {
+    todo!("S · (q − Z), element by element")
+}
+
+/// Trial 3a. Pack signed 4-bit codes (each in `−8..=7`) two per byte.
+///
+/// Element `2k` goes in the **low** nibble of byte `k`, element `2k + 1` in
+/// the **high** nibble; a negative code is stored as its two's-complement
+/// nibble (its 4 low bits: −1 → `0xF`, −8 → `0x8`). An odd count is padded
+/// with a 0 nibble, so `n` codes take `⌈n/2⌉` bytes.
+///
+/// Example: `[1, 2]` → `[0x21]`; `[−1]` → `[0x0F]`.
+pub fn pack_int4(codes: &[i8]) -> Vec<u8> {
+    todo!("two codes per byte: low nibble first, masked with 0x0F")
+}
+
+/// Trial 3b. The first `n` codes of packed nibbles (low nibble first).
+///
+/// A nibble is signed: `0x0..=0x7` are 0..7, `0x8..=0xF` are −8..−1.
+/// Sign-extend it to an `i8`.
+pub fn unpack_int4(packed: &[u8], n: usize) -> Vec<i8> {
+    todo!("split each byte into two nibbles, sign-extend, keep n")
+}
+
+/// Trial 4. Symmetric INT8 quantization, one scale per output channel.
+///
+/// A weight matrix `w` is `[out, in]`: row `r` feeds output `r`. Each row
+/// gets its own scale, so one row with a huge outlier does not ruin the
+/// resolution of the others:
+///
+/// ```text
+/// S_r = max_j |w[r, j]| / 127        (a row of zeros: S_r = 1)
+/// q[r, j] = clamp(round(w[r, j] / S_r), −127, 127)      (Z = 0)
+/// ```
+///
+/// Return the codes (the shape of `w`) and the scales (one per row). `w`
+/// may be any view, a transposed one included.
+pub fn quantize_per_channel(w: ArrayView2<f32>) -> (Array2<i8>, Array1<f32>) {
+    todo!("a scale per row from its largest |w|, then round and clamp each weight")
+}

@@ -133,13 +133,7 @@ fn smollm2(out: &Path) -> Result<Vec<(String, ModelReport, f64)>> {
         series: by_layer
             .into_iter()
             .filter(|(n, _)| {
-                [
-                    "int8-channel",
-                    "int8-g32",
-                    "int4-g32",
-                    "int4-g32-sym",
-                ]
-                .contains(&n.as_str())
+                ["int8-channel", "int8-g32", "int4-g32", "int4-g32-sym"].contains(&n.as_str())
             })
             .collect(),
         reference: None,

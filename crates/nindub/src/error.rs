@@ -120,3 +120,12 @@ impl Error {
         }
     }
 }
+
+/// Wraps a candle result with the operation that failed, so the error
+/// names it (`layer 3: attention · V: shape mismatch …`).
+pub(crate) fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
+    r.map_err(|source| Error::Candle {
+        context: op.to_string(),
+        source,
+    })
+}

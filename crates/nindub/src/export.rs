@@ -23,16 +23,9 @@ use half::f16;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ctx};
 use crate::gguf::GgufFile;
 use crate::quant::{self, Clip, Granularity, Mode, QTensor, Scheme};
-
-fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
-    r.map_err(|source| Error::Candle {
-        context: op.to_string(),
-        source,
-    })
-}
 
 /// The GGML type a scheme is, exactly (codes and scales bit for bit).
 pub fn ggml_type(scheme: &Scheme) -> Option<GgmlDType> {

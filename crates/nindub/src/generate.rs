@@ -13,7 +13,7 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ctx};
 use crate::gguf::GgufFile;
 use crate::llama::{ForwardOptions, Llama};
 use crate::sample::{Sampler, SamplingConfig, softmax};
@@ -213,13 +213,10 @@ impl Generator {
             self.model.clear_cache();
             self.model.forward(history, &ForwardOptions::default())?
         };
-        out.logits
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|source| Error::Candle {
-                context: "reading logits".into(),
-                source,
-            })
+        ctx(
+            "reading logits",
+            out.logits.flatten_all().and_then(|t| t.to_vec1::<f32>()),
+        )
     }
 
     fn candidates(&self, logits: &[f32], cfg: &GenerateConfig) -> Result<Vec<(u32, String, f32)>> {

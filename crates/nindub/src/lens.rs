@@ -6,17 +6,10 @@
 use candle_core::{D, Tensor};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ctx};
 use crate::llama::{ForwardOptions, Llama};
 use crate::sample::softmax;
 use crate::tokenizer::GgufTokenizer;
-
-fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
-    r.map_err(|source| Error::Candle {
-        context: op.to_string(),
-        source,
-    })
-}
 
 /// The hidden states of one fresh forward pass over `tokens`: the embedding
 /// output, then each layer's output, each `[positions, hidden]`.

@@ -25,16 +25,8 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::arch::Architecture;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ctx};
 use crate::gguf::GgufFile;
-
-/// Wraps a candle error with the operation that failed.
-fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
-    r.map_err(|source| Error::Candle {
-        context: op.to_string(),
-        source,
-    })
-}
 
 struct Layer {
     attn_norm: Tensor,

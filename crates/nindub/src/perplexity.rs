@@ -79,13 +79,7 @@ pub fn perplexity(
             },
         );
         model.clear_cache();
-        let rows = out?
-            .logits
-            .to_vec2::<f32>()
-            .map_err(|source| Error::Candle {
-                context: "reading logits".into(),
-                source,
-            })?;
+        let rows = crate::error::ctx("reading logits", out?.logits.to_vec2::<f32>())?;
         for (i, row) in rows.iter().enumerate().take(ctx - 1) {
             total += nll(row, window[i + 1] as usize);
             count += 1;

@@ -18,17 +18,10 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ctx};
 use crate::gguf::GgufFile;
 use crate::llama::Llama;
 use crate::quant::{self, Scheme};
-
-fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
-    r.map_err(|source| Error::Candle {
-        context: op.to_string(),
-        source,
-    })
-}
 
 /// What quantization did to one tensor.
 #[derive(Debug, Clone, Serialize)]

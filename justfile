@@ -24,6 +24,10 @@ results:
 bench:
     cargo codex bench
 
+# Run the long experiments (distillation) into the book
+experiments:
+    cargo codex experiments
+
 # Execute every notebook with the evcxr kernel
 notebooks:
     cargo codex notebooks

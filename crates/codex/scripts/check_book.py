@@ -27,6 +27,7 @@ SCREENSHOT_PAGES = [
     "apprentice/mana-crystal.html",
     "apprentice/cantrip-and-ritual.html",
     "apprentice/alchemy-of-compression.html",
+    "apprentice/transfer-of-wisdom.html",
     "preamble/pillars.html",
 ]
 

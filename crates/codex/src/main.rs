@@ -52,6 +52,9 @@ enum Command {
     /// Measure generation speed (release build) against candle-transformers
     /// and the recorded llama.cpp figures; written into the book.
     Bench,
+    /// Run the chapters' long experiments (distillation: digits and a
+    /// language model; a quarter of an hour or more) into the book.
+    Experiments,
     /// Execute every notebook cell by cell with the evcxr kernel.
     Notebooks {
         /// Only these notebooks (file names under notebooks/).
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Test => steps::test_all(),
         Command::Results { check } => steps::results(check),
         Command::Bench => steps::bench(),
+        Command::Experiments => steps::experiments(),
         Command::Notebooks { names } => steps::notebooks(&names),
         Command::CheckNotebooks { fix } => steps::check_notebooks(fix),
         Command::CheckBook => steps::check_book(),

@@ -148,11 +148,14 @@ const GENERATORS: &[(&str, &str, bool)] = &[
     ("mana_crystal", "mana-crystal", false),
     ("cantrip_and_ritual", "cantrip-and-ritual", true),
     ("alchemy_of_compression", "alchemy-of-compression", true),
+    ("transfer_of_wisdom", "transfer-of-wisdom", false),
 ];
 
 /// Generated files that are measurements of the machine (timings), written
-/// by `cargo codex bench`: kept, but not expected to reproduce byte for byte.
-const MEASURED_DIR: &str = "bench";
+/// by `cargo codex bench` and `cargo codex experiments`: kept, but not
+/// expected to reproduce byte for byte.
+const MEASURED_DIRS: &[&str] = &["bench", "experiment"];
+const MEASURED_DIR: &str = MEASURED_DIRS[0];
 
 pub fn results(check: bool) -> Result<()> {
     let target = if check {
@@ -219,7 +222,7 @@ pub fn results(check: bool) -> Result<()> {
     }
     let kept = |name: &String| {
         !skipped.iter().any(|s| name.starts_with(s.as_str()))
-            && !name.split('/').any(|part| part == MEASURED_DIR)
+            && !name.split('/').any(|part| MEASURED_DIRS.contains(&part))
     };
     let fresh = list_files(&target)?;
     let mut committed = list_files(&generated_dir())?;
@@ -286,7 +289,44 @@ pub fn bench() -> Result<()> {
         ],
         "alchemy-of-compression",
         "kernels.txt",
+    )?;
+    say("benchmarking the distillation loss (release build)");
+    measure(
+        &[
+            "bench",
+            "--quiet",
+            "-p",
+            "nindub",
+            "--bench",
+            "distill_loss",
+        ],
+        "transfer-of-wisdom",
+        "loss.txt",
     )
+}
+
+/// Runs the chapters' long experiments (release build) and writes their
+/// results where the chapters include them: The Transfer of Wisdom's digits
+/// and language-model distillation (a quarter of an hour or more).
+pub fn experiments() -> Result<()> {
+    if std::env::var_os("NINDUB_CORPUS").is_none_or(|v| v.is_empty()) {
+        bail!(
+            "the experiments read the corpus: set NINDUB_CORPUS (the book uses tinyshakespeare.txt)"
+        );
+    }
+    let dir = generated_dir()
+        .join("transfer-of-wisdom")
+        .join(MEASURED_DIRS[1]);
+    say("running The Transfer of Wisdom's experiments (release build)");
+    run(
+        cargo()
+            .args(["run", "--release", "--quiet", "-p", "nindub", "--example"])
+            .args(["transfer_of_wisdom", "--", "--experiment"])
+            .arg(&dir),
+        "the distillation experiments",
+    )?;
+    say(&format!("written to {}", dir.display()));
+    Ok(())
 }
 
 /// Runs `cargo ARGS`, prints its output and writes it (with the command)

@@ -93,8 +93,21 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Loads a GGUF model onto `device`.
+    /// Loads a model onto `device`: a GGUF file, or a directory holding
+    /// `model.safetensors`, `config.json` and `tokenizer.json` (a student
+    /// saved by the Transfer of Wisdom).
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        if path.is_dir() {
+            let config = crate::student::Student::read_config(path)?;
+            return Ok(Generator {
+                tokenizer: GgufTokenizer::from_json_file(
+                    &path.join("tokenizer.json"),
+                    config.eos_token_id,
+                    config.bos_token_id,
+                )?,
+                model: Llama::from_safetensors(path, device)?,
+            });
+        }
         let file = GgufFile::open(path)?;
         Ok(Generator {
             tokenizer: GgufTokenizer::from_gguf(&file)?,

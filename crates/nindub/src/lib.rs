@@ -22,6 +22,12 @@
 //! | [`export`] | The Alchemy of Compression | quantized models written as GGUF (Q8_0, Q4_1) |
 //! | [`sample`] | The Cantrip and the Ritual | decoding controls as composable logits processors |
 //! | [`generate`] | The Cantrip and the Ritual | the one-call Cantrip and the step-by-step Ritual |
+//! | [`digits`] | The Transfer of Wisdom | the digits experiment: teacher, student, distillation at T with and without T² |
+//! | [`distill`] | The Transfer of Wisdom | the distillation loss (soft targets at T, T², top-k teachers) |
+//! | [`soft_targets`] | The Transfer of Wisdom | the teacher's top-k logits per position, cached once (gzip, hashed) |
+//! | [`distill_lm`] | The Transfer of Wisdom | a language-model student trained on hard tokens or on soft targets |
+//! | [`student`] | The Transfer of Wisdom | a small trainable Llama, saved loadable by the generation path |
+//! | [`train`] | The Transfer of Wisdom | seeded parameters, AdamW, exact-resume checkpoints, JSONL metrics |
 //!
 //! The library returns [`Error`], which names the operation, the file and
 //! the shapes involved; it does not panic on user input.
@@ -30,6 +36,9 @@ pub mod arch;
 pub mod assets;
 pub mod budget;
 pub mod corpus;
+pub mod digits;
+pub mod distill;
+pub mod distill_lm;
 pub mod error;
 pub mod export;
 pub mod fsx;
@@ -43,8 +52,11 @@ pub mod qlinear;
 pub mod qmodel;
 pub mod quant;
 pub mod sample;
+pub mod soft_targets;
+pub mod student;
 pub mod table2;
 pub mod tokenizer;
+pub mod train;
 
 pub use arch::{Architecture, Family};
 pub use budget::{Estimate, Machine, Precision, Verdict, Workload};

@@ -18,13 +18,15 @@
 //! RoPE is the interleaved ("normal") form, which is what GGUF's `llama`
 //! weights expect (llama.cpp's `LLAMA_ROPE_TYPE_NORM`).
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::BufReader;
+use std::path::Path;
 
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
-use crate::arch::Architecture;
+use crate::arch::{Architecture, Family};
 use crate::error::{Error, Result, ctx};
 use crate::gguf::GgufFile;
 
@@ -113,14 +115,102 @@ impl Llama {
             .and_then(|v| v.to_f32().ok())
             .unwrap_or(10_000.0);
         let reader = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
-        let mut reader = BufReader::new(reader);
-        let mut qtensor = |name: &str| {
+        let reader = RefCell::new(BufReader::new(reader));
+        let qtensor = |name: &str| {
             ctx(
                 &format!("loading tensor `{name}` from {}", file.path.display()),
-                file.content.tensor(&mut reader, name, device),
+                file.content.tensor(&mut *reader.borrow_mut(), name, device),
             )
         };
-        let token_embd = map("token_embd.weight", qtensor("token_embd.weight")?)?;
+        Self::build(
+            arch,
+            eps,
+            freq_base,
+            device,
+            &mut |name| map(name, qtensor(name)?),
+            &mut |name| ctx(name, qtensor(name)?.dequantize(device)),
+        )
+    }
+
+    /// Loads a model saved as `model.safetensors` with GGUF's tensor names
+    /// and a Hugging Face style `config.json` in `dir` (the students of "The
+    /// Transfer of Wisdom" are saved so). The weights are used as f32.
+    pub fn from_safetensors(dir: &Path, device: &Device) -> Result<Self> {
+        let config = dir.join("config.json");
+        let arch = Architecture::from_config_json(&config)?;
+        if arch.family != Family::Llama {
+            return Err(Error::Metadata {
+                path: config,
+                field: "model_type".into(),
+                reason: "not a Llama-style decoder".into(),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Extra {
+            rms_norm_eps: Option<f64>,
+            rope_theta: Option<f64>,
+        }
+        let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+        let extra: Extra = serde_json::from_str(&text).map_err(|source| Error::Json {
+            context: format!("{}", config.display()),
+            source,
+        })?;
+        let path = dir.join("model.safetensors");
+        let tensors =
+            candle_core::safetensors::load(&path, device).map_err(|e| Error::Foreign {
+                path: path.clone(),
+                expected: "safetensors",
+                reason: e.to_string(),
+            })?;
+        let get = |name: &str| -> Result<Tensor> {
+            let t = tensors.get(name).ok_or_else(|| Error::Metadata {
+                path: path.clone(),
+                field: name.into(),
+                reason: "tensor missing".into(),
+            })?;
+            ctx(name, t.to_dtype(DType::F32))
+        };
+        Self::build(
+            arch,
+            extra.rms_norm_eps.unwrap_or(1e-5),
+            extra.rope_theta.unwrap_or(10_000.0) as f32,
+            device,
+            &mut |name| Ok(QMatMul::Tensor(get(name)?)),
+            &mut |name| get(name),
+        )
+    }
+
+    /// Assembles the model from its tensors, by GGUF name: `matrix` gives
+    /// the weight matrices (and the token embedding), `vector` the norms.
+    /// Every shape is checked against the architecture.
+    fn build(
+        arch: Architecture,
+        eps: f64,
+        freq_base: f32,
+        device: &Device,
+        matrix: &mut dyn FnMut(&str) -> Result<QMatMul>,
+        vector: &mut dyn FnMut(&str) -> Result<Tensor>,
+    ) -> Result<Self> {
+        let (d, f) = (arch.hidden_size as usize, arch.intermediate_size as usize);
+        let (q_out, kv_out) = (
+            (arch.num_heads * arch.head_dim) as usize,
+            (arch.num_kv_heads * arch.head_dim) as usize,
+        );
+        let mut checked = |name: &str, dims: &[usize]| -> Result<QMatMul> {
+            let m = matrix(name)?;
+            let actual = match &m {
+                QMatMul::QTensor(q) => q.shape().dims().to_vec(),
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dims().to_vec(),
+            };
+            if actual != dims {
+                return Err(Error::invalid(
+                    "model weights",
+                    format!("`{name}` has shape {actual:?}, the architecture wants {dims:?}"),
+                ));
+            }
+            Ok(m)
+        };
+        let token_embd = checked("token_embd.weight", &[arch.vocab_size as usize, d])?;
         let embedding = ctx(
             "dequantizing the token embedding",
             match &token_embd {
@@ -131,44 +221,22 @@ impl Llama {
         let output = if arch.tied_embeddings {
             token_embd
         } else {
-            map("output.weight", qtensor("output.weight")?)?
+            checked("output.weight", &[arch.vocab_size as usize, d])?
         };
-        let norm = ctx(
-            "output norm",
-            qtensor("output_norm.weight")?.dequantize(device),
-        )?;
+        let norm = vector("output_norm.weight")?;
         let mut layers = Vec::with_capacity(arch.num_layers as usize);
         for l in 0..arch.num_layers {
-            let mut mm = |n: &str| -> Result<QMatMul> {
-                let name = format!("blk.{l}.{n}.weight");
-                let q = qtensor(&name)?;
-                map(&name, q)
-            };
-            let (wq, wk, wv, wo) = (
-                mm("attn_q")?,
-                mm("attn_k")?,
-                mm("attn_v")?,
-                mm("attn_output")?,
-            );
-            let (w_gate, w_up, w_down) = (mm("ffn_gate")?, mm("ffn_up")?, mm("ffn_down")?);
-            let attn_norm = ctx(
-                "attn_norm",
-                qtensor(&format!("blk.{l}.attn_norm.weight"))?.dequantize(device),
-            )?;
-            let ffn_norm = ctx(
-                "ffn_norm",
-                qtensor(&format!("blk.{l}.ffn_norm.weight"))?.dequantize(device),
-            )?;
+            let name = |n: &str| format!("blk.{l}.{n}.weight");
             layers.push(Layer {
-                attn_norm,
-                wq,
-                wk,
-                wv,
-                wo,
-                ffn_norm,
-                w_gate,
-                w_up,
-                w_down,
+                attn_norm: vector(&name("attn_norm"))?,
+                wq: checked(&name("attn_q"), &[q_out, d])?,
+                wk: checked(&name("attn_k"), &[kv_out, d])?,
+                wv: checked(&name("attn_v"), &[kv_out, d])?,
+                wo: checked(&name("attn_output"), &[d, q_out])?,
+                ffn_norm: vector(&name("ffn_norm"))?,
+                w_gate: checked(&name("ffn_gate"), &[f, d])?,
+                w_up: checked(&name("ffn_up"), &[f, d])?,
+                w_down: checked(&name("ffn_down"), &[d, f])?,
                 cache: None,
             });
         }
@@ -374,7 +442,7 @@ impl Llama {
 }
 
 /// cos/sin tables of rotary positions: angle `p · base^(-2i/d)`.
-fn rope_tables(
+pub(crate) fn rope_tables(
     head_dim: usize,
     max_pos: usize,
     base: f32,
@@ -397,7 +465,7 @@ fn rope_tables(
 
 /// `[n, past + n]` additive mask: 0 where query `i` may see key `j`
 /// (`j ≤ past + i`), −∞ elsewhere.
-fn causal_mask(n: usize, past: usize, device: &Device) -> Result<Tensor> {
+pub(crate) fn causal_mask(n: usize, past: usize, device: &Device) -> Result<Tensor> {
     let mut m = vec![0f32; n * (past + n)];
     for i in 0..n {
         for j in (past + i + 1)..(past + n) {

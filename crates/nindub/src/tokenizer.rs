@@ -154,6 +154,24 @@ impl GgufTokenizer {
         })
     }
 
+    /// Reads a `tokenizer.json` (the format of the `tokenizers` library) with
+    /// the end and start ids from its model's `config.json`; there is no
+    /// chat template (a student of the Transfer of Wisdom is a base model).
+    pub fn from_json_file(path: &std::path::Path, eos: u32, bos: Option<u32>) -> Result<Self> {
+        let inner = Tokenizer::from_file(path).map_err(|e| Error::Foreign {
+            path: path.to_path_buf(),
+            expected: "tokenizer.json",
+            reason: e.to_string(),
+        })?;
+        Ok(GgufTokenizer {
+            inner,
+            bos,
+            eos,
+            add_bos: false,
+            chat_template: None,
+        })
+    }
+
     /// Token ids of `text` (special tokens in the text are matched; a BOS is
     /// prepended when the model wants one).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {

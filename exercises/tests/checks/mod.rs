@@ -5,3 +5,4 @@
 pub mod alchemy_of_compression;
 pub mod cantrip_and_ritual;
 pub mod mana_crystal;
+pub mod transfer_of_wisdom;

@@ -129,6 +129,15 @@ fn check_top_k(
     Ok(ctx(op, top_values.dims2())?.1)
 }
 
+/// `KL(q ‖ p) = Σ q (ln q − ln p)` per row, averaged over rows, for soft
+/// targets `q = softmax(scaled_teacher)` and the student's `log_p` over
+/// the same classes.
+fn mean_kl(scaled_teacher: &Tensor, log_p: &Tensor) -> candle_core::Result<Tensor> {
+    let q = candle_nn::ops::softmax_last_dim(scaled_teacher)?;
+    let log_q = candle_nn::ops::log_softmax(scaled_teacher, D::Minus1)?;
+    (q * (log_q - log_p)?)?.sum(D::Minus1)?.mean_all()
+}
+
 /// Cross-entropy of integer labels `[n]` (u32) under logits `[n, classes]`.
 fn hard_part(student: &Tensor, labels: &Tensor) -> Result<Tensor> {
     check_rows("hard-label loss", student, labels, "the labels")?;
@@ -173,11 +182,8 @@ pub fn kd_loss(
     let soft = ctx(
         op,
         (|| {
-            let q = candle_nn::ops::softmax_last_dim(&(teacher.detach() / t)?)?;
-            let log_q = candle_nn::ops::log_softmax(&(teacher.detach() / t)?, D::Minus1)?;
             let log_p = candle_nn::ops::log_softmax(&(student / t)?, D::Minus1)?;
-            // KL(q ‖ p) = Σ q (ln q − ln p); rows averaged.
-            (q * (log_q - log_p)?)?.sum(D::Minus1)?.mean_all()
+            mean_kl(&(teacher.detach() / t)?, &log_p)
         })(),
     )?;
     let hard = hard_part(student, labels)?;
@@ -215,12 +221,9 @@ pub fn kd_loss_topk(
     let soft = ctx(
         op,
         (|| {
-            let v = (top_values.detach() / t)?;
-            let q = candle_nn::ops::softmax_last_dim(&v)?;
-            let log_q = candle_nn::ops::log_softmax(&v, D::Minus1)?;
             let log_p = candle_nn::ops::log_softmax(&(student / t)?, D::Minus1)?;
             let log_p = log_p.gather(&top_indices.contiguous()?, D::Minus1)?;
-            (q * (log_q - log_p)?)?.sum(D::Minus1)?.mean_all()
+            mean_kl(&(top_values.detach() / t)?, &log_p)
         })(),
     )?;
     let hard = hard_part(student, labels)?;

@@ -114,10 +114,19 @@ fn batch_tensors(windows: &[Vec<u32>], len: usize, device: &Device) -> Result<(T
 /// The windows of step `step`: `batch` consecutive entries of the
 /// concatenated epoch orders (each epoch a new seeded shuffle).
 fn windows_of_step(n: usize, batch: usize, seed: u64, step: usize) -> Vec<usize> {
+    let mut order: Option<(usize, Vec<usize>)> = None;
     (step * batch..(step + 1) * batch)
         .map(|i| {
             let (epoch, at) = (i / n, i % n);
-            train::epoch_order(n, seed, epoch)[at]
+            match &order {
+                Some((e, o)) if *e == epoch => o[at],
+                _ => {
+                    let o = train::epoch_order(n, seed, epoch);
+                    let w = o[at];
+                    order = Some((epoch, o));
+                    w
+                }
+            }
         })
         .collect()
 }

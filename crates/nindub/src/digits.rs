@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -713,16 +712,12 @@ pub fn train_model(
     let batches = n.div_ceil(cfg.batch_size);
     let total_steps = cfg.epochs * batches;
     let end_epoch = cfg.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
-    let bar = if progress {
-        let b = ProgressBar::new((end_epoch.saturating_sub(start_epoch) * batches) as u64);
-        b.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} batches {elapsed}<{eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = train::progress_bar(
+        (end_epoch.saturating_sub(start_epoch) * batches) as u64,
+        progress,
+        "",
+        "batches",
+    );
     let n_test = data.n_test();
     let mut train_time = 0.0;
     let mut examples = 0usize;
@@ -933,18 +928,7 @@ impl Experiment {
         }
         let conditions = self.conditions();
         let total = 1 + conditions.len() * self.seeds.len();
-        let bar = if progress {
-            let b = ProgressBar::new(total as u64);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>28} [{bar:30}] {pos}/{len} runs {elapsed}<{eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            b
-        } else {
-            ProgressBar::hidden()
-        };
+        let bar = train::progress_bar(total as u64, progress, "", "runs");
         bar.set_message("teacher");
         let sub = |parts: &[&str]| -> Option<PathBuf> {
             out_dir.map(|d| parts.iter().fold(d.to_path_buf(), |p, s| p.join(s)))

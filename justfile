@@ -40,6 +40,14 @@ check-notebooks:
 check-book:
     cargo codex check-book
 
+# The server's real clients: the openai package, the web page in Chromium
+clients:
+    cargo codex clients
+
+# Serve the model: web page and OpenAI-compatible API at http://127.0.0.1:8080/
+serve-model:
+    cargo run --release -p nindub -- serve
+
 # Run the graded trials
 grade:
     cargo codex grade

@@ -62,6 +62,7 @@ fn all_trials() -> Vec<Trial> {
         Apprentice cantrip_and_ritual [softmax_t, top_k, top_p, repetition_penalty, greedy_decode];
         Apprentice alchemy_of_compression [scale_zero_point, quantize_dequantize, int4_packing, per_channel];
         Apprentice transfer_of_wisdom [log_softmax_t, kd_loss, kd_gradient, high_t_gradient, loglog_slope];
+        Apprentice speaking_stone [stream_tokens, validate, admit, constant_time_eq];
     }
 }
 

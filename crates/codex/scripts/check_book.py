@@ -28,6 +28,7 @@ SCREENSHOT_PAGES = [
     "apprentice/cantrip-and-ritual.html",
     "apprentice/alchemy-of-compression.html",
     "apprentice/transfer-of-wisdom.html",
+    "apprentice/speaking-stone.html",
     "preamble/pillars.html",
 ]
 

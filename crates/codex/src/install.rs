@@ -10,13 +10,15 @@ use anyhow::{Context, Result, bail};
 pub const MDBOOK: &str = "0.5.4";
 pub const MDBOOK_KATEX: &str = "0.10.0";
 pub const EVCXR_JUPYTER: &str = "0.22.0";
-/// The Python side: a headless Jupyter client and Playwright (driving
-/// Debian's Chromium; Playwright's own browser download is never used).
+/// The Python side: a headless Jupyter client, Playwright (driving
+/// Debian's Chromium; Playwright's own browser download is never used) and
+/// the official `openai` client (The Speaking Stone's independent client).
 pub const PYTHON_PACKAGES: &[&str] = &[
     "nbclient==0.11.0",
     "nbformat==5.11.1",
     "jupyter_client==8.10.0",
     "playwright==1.65.2",
+    "openai==3.57.0",
 ];
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -171,7 +173,7 @@ fn cargo_tool(krate: &str, version: &str, bin: &str) -> Result<()> {
 /// Creates the venv and installs the pinned packages when they are missing.
 fn python_env() -> Result<()> {
     let py = python();
-    let probe = "import nbclient, nbformat, jupyter_client, playwright";
+    let probe = "import nbclient, nbformat, jupyter_client, playwright, openai";
     if py.exists()
         && Command::new(&py)
             .args(["-c", probe])
@@ -180,15 +182,17 @@ fn python_env() -> Result<()> {
     {
         return Ok(());
     }
-    say(&format!(
-        "creating the Python environment {} (once)",
-        venv().display()
-    ));
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(venv()),
-        "python3 -m venv",
-    )
-    .context("python3 with the venv module is required")?;
+    if !py.exists() {
+        say(&format!(
+            "creating the Python environment {} (once)",
+            venv().display()
+        ));
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(venv()),
+            "python3 -m venv",
+        )
+        .context("python3 with the venv module is required")?;
+    }
     run(
         Command::new(&py)
             .args([
@@ -199,7 +203,7 @@ fn python_env() -> Result<()> {
                 "--quiet",
             ])
             .args(PYTHON_PACKAGES),
-        "pip install (Jupyter client, Playwright)",
+        "pip install (Jupyter client, Playwright, openai)",
     )
 }
 

@@ -49,9 +49,14 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Measure generation speed (release build) against candle-transformers
-    /// and the recorded llama.cpp figures; written into the book.
-    Bench,
+    /// Measure speed (release builds) and write the figures into the book:
+    /// generation against candle-transformers and llama.cpp, the quantized
+    /// kernels, the distillation loss, the HTTP server against in-process
+    /// generation and llama-cpp-python's server.
+    Bench {
+        /// Only these: generation, kernels, loss, serve (default: all).
+        only: Vec<String>,
+    },
     /// Run the chapters' long experiments (distillation: digits and a
     /// language model; a quarter of an hour or more) into the book.
     Experiments,
@@ -67,6 +72,9 @@ enum Command {
     },
     /// Build the book and load every page in headless Chromium.
     CheckBook,
+    /// The Speaking Stone's independent clients against a real `nindub
+    /// serve`: the `openai` Python package, and the web page in Chromium.
+    Clients,
     /// Run the graded trials (`cargo test -p exercises`).
     Grade {
         /// Grade the reference solutions instead of the stubs.
@@ -89,11 +97,12 @@ fn main() -> ExitCode {
         Command::Build => steps::build_book(),
         Command::Test => steps::test_all(),
         Command::Results { check } => steps::results(check),
-        Command::Bench => steps::bench(),
+        Command::Bench { only } => steps::bench(&only),
         Command::Experiments => steps::experiments(),
         Command::Notebooks { names } => steps::notebooks(&names),
         Command::CheckNotebooks { fix } => steps::check_notebooks(fix),
         Command::CheckBook => steps::check_book(),
+        Command::Clients => steps::clients(),
         Command::Grade { solutions } => steps::grade(solutions),
         Command::Models => steps::models(),
         Command::Setup { what } => install::setup(what),

@@ -149,6 +149,7 @@ const GENERATORS: &[(&str, &str, bool)] = &[
     ("cantrip_and_ritual", "cantrip-and-ritual", true),
     ("alchemy_of_compression", "alchemy-of-compression", true),
     ("transfer_of_wisdom", "transfer-of-wisdom", false),
+    ("speaking_stone", "speaking-stone", false),
 ];
 
 /// Generated files that are measurements of the machine (timings), written
@@ -249,61 +250,85 @@ pub fn results(check: bool) -> Result<()> {
 }
 
 /// Measures speed with release builds and writes the figures where the
-/// chapters include them: generation (The Cantrip and the Ritual) and the
-/// quantized kernels (The Alchemy of Compression).
-pub fn bench() -> Result<()> {
-    let fixture = "crates/nindub/tests/fixtures/llama_cpp_speed.json";
-    say("benchmarking generation (release build; the first build takes minutes)");
-    measure(
-        &[
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "nindub",
-            "--bin",
-            "nindub",
-            "--",
-            "bench",
-            "--runs",
-            "5",
-            "--prompt-tokens",
-            "64",
-            "--gen-tokens",
-            "64",
-            "--peer",
-            fixture,
-        ],
-        "cantrip-and-ritual",
-        "bench.txt",
-    )?;
-    say("benchmarking the quantized kernels (release build)");
-    measure(
-        &[
-            "bench",
-            "--quiet",
-            "-p",
-            "nindub",
-            "--bench",
-            "quant_kernels",
-        ],
-        "alchemy-of-compression",
-        "kernels.txt",
-    )?;
-    say("benchmarking the distillation loss (release build)");
-    measure(
-        &[
-            "bench",
-            "--quiet",
-            "-p",
-            "nindub",
-            "--bench",
-            "distill_loss",
-        ],
-        "transfer-of-wisdom",
-        "loss.txt",
-    )
+/// chapters include them: generation (The Cantrip and the Ritual), the
+/// quantized kernels (The Alchemy of Compression), the distillation loss
+/// (The Transfer of Wisdom), the server (The Speaking Stone).
+pub fn bench(only: &[String]) -> Result<()> {
+    let known = ["generation", "kernels", "loss", "serve"];
+    if let Some(bad) = only.iter().find(|n| !known.contains(&n.as_str())) {
+        bail!("unknown benchmark `{bad}` (known: {})", known.join(", "));
+    }
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|n| n == name);
+    if wanted("generation") {
+        let fixture = "crates/nindub/tests/fixtures/llama_cpp_speed.json";
+        say("benchmarking generation (release build; the first build takes minutes)");
+        measure(
+            &[
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "nindub",
+                "--bin",
+                "nindub",
+                "--",
+                "bench",
+                "--runs",
+                "5",
+                "--prompt-tokens",
+                "64",
+                "--gen-tokens",
+                "64",
+                "--peer",
+                fixture,
+            ],
+            "cantrip-and-ritual",
+            "bench.txt",
+        )?;
+    }
+    if wanted("kernels") {
+        say("benchmarking the quantized kernels (release build)");
+        measure(
+            &nindub_bench("quant_kernels"),
+            "alchemy-of-compression",
+            "kernels.txt",
+        )?;
+    }
+    if wanted("loss") {
+        say("benchmarking the distillation loss (release build)");
+        measure(
+            &nindub_bench("distill_loss"),
+            "transfer-of-wisdom",
+            "loss.txt",
+        )?;
+    }
+    if wanted("serve") {
+        say(
+            "benchmarking the server against in-process generation and llama_cpp.server (release build; minutes)",
+        );
+        let dir = generated_dir().join("speaking-stone").join(MEASURED_DIR);
+        measure_with(
+            &nindub_bench("speaking_stone"),
+            "speaking-stone",
+            "serve.txt",
+            &[("NINDUB_BENCH_OUT", dir.as_os_str())],
+        )?;
+        say("the web page, for the chapter's screenshot");
+        clients()?;
+        let shot = book_out().join(PAGE_SCREENSHOT);
+        std::fs::copy(&shot, dir.join("page.png"))
+            .with_context(|| format!("copying {}", shot.display()))?;
+    }
+    Ok(())
 }
+
+/// `cargo bench --quiet -p nindub --bench NAME`'s arguments.
+fn nindub_bench(name: &str) -> [&str; 6] {
+    ["bench", "--quiet", "-p", "nindub", "--bench", name]
+}
+
+/// Where `cargo codex clients` leaves its screenshot of the web page.
+const PAGE_SCREENSHOT: &str = "screenshots/speaking-stone-page.png";
 
 /// Runs the chapters' long experiments (release build) and writes their
 /// results where the chapters include them: The Transfer of Wisdom's digits
@@ -332,8 +357,19 @@ pub fn experiments() -> Result<()> {
 /// Runs `cargo ARGS`, prints its output and writes it (with the command)
 /// to `generated/CHAPTER/bench/FILE`.
 fn measure(args: &[&str], chapter: &str, file: &str) -> Result<()> {
+    measure_with(args, chapter, file, &[])
+}
+
+/// [`measure`] with environment variables for the measured command.
+fn measure_with(
+    args: &[&str],
+    chapter: &str,
+    file: &str,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> Result<()> {
     let out = cargo()
         .args(args)
+        .envs(envs.iter().copied())
         .output()
         .with_context(|| format!("running cargo {}", args.join(" ")))?;
     if !out.status.success() {
@@ -483,6 +519,146 @@ pub fn check_book() -> Result<()> {
     )
 }
 
+/// The served model's id (its file's stem).
+const SERVED_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1";
+
+/// Builds `nindub` and returns its executable.
+fn nindub_binary() -> Result<PathBuf> {
+    let out = cargo()
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "nindub",
+            "--bin",
+            "nindub",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo build -p nindub")?;
+    if !out.status.success() {
+        bail!("cargo build -p nindub failed");
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .context("cargo build reported no nindub executable")
+}
+
+/// A `nindub serve` child process on a free loopback port, killed on drop.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Served {
+    fn start(bin: &Path, key: Option<&str>) -> Result<Served> {
+        use std::io::BufRead;
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--port", "0"])
+            .env_remove("NINDUB_API_KEY")
+            .stdout(std::process::Stdio::piped());
+        if let Some(k) = key {
+            cmd.env("NINDUB_API_KEY", k);
+        }
+        let mut child = cmd.spawn().context("starting nindub serve")?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().context("nindub serve's stdout")?;
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let mut served = Served {
+            child,
+            url: String::new(),
+        };
+        match line.trim().strip_prefix("listening on ") {
+            Some(url) => {
+                served.url = url.to_string();
+                Ok(served)
+            }
+            None => bail!("nindub serve did not start (it printed {line:?})"),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Speaking Stone's independent clients, against real servers: the
+/// `openai` package (with an API key; greedy over HTTP must equal `nindub
+/// generate --temperature 0`), then the web page in headless Chromium (its
+/// screenshot is kept in book/build/screenshots/).
+pub fn clients() -> Result<()> {
+    install::browser()?;
+    let bin = nindub_binary()?;
+    let scripts = root().join("crates/nindub/tests/clients");
+    let work = tempfile_dir()?;
+    let (prompt, max_tokens) = ("Once upon a time", 16);
+    say("the greedy reference: nindub generate --temperature 0");
+    let out = Command::new(&bin)
+        .args(["generate", "--temperature", "0", "--repeat-penalty", "1"])
+        .args(["--max-tokens", &max_tokens.to_string(), "--prompt", prompt])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .context("running nindub generate")?;
+    if !out.status.success() {
+        bail!("nindub generate failed");
+    }
+    let text = String::from_utf8(out.stdout).context("nindub generate printed non-UTF-8")?;
+    let expected = work.join("greedy.json");
+    std::fs::write(
+        &expected,
+        serde_json::json!({
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "text": text.strip_suffix('\n').unwrap_or(&text),
+        })
+        .to_string(),
+    )?;
+    let key = "codex-clients-key";
+    let served = Served::start(&bin, Some(key))?;
+    say(&format!("the openai package against {}", served.url));
+    run(
+        Command::new(install::python())
+            .arg(scripts.join("openai_client.py"))
+            .args([&served.url, SERVED_MODEL, key])
+            .arg(&expected),
+        "the openai client",
+    )?;
+    drop(served);
+    let served = Served::start(&bin, None)?;
+    let shot = book_out().join(PAGE_SCREENSHOT);
+    say(&format!(
+        "the web page in Chromium against {} (screenshot {})",
+        served.url,
+        shot.display()
+    ));
+    run(
+        Command::new(install::python())
+            .arg(scripts.join("page_test.py"))
+            .arg(&served.url)
+            .arg(&shot)
+            .env(
+                "CODEX_CHROMIUM",
+                install::chromium().context("chromium not found")?,
+            ),
+        "the web page in Chromium",
+    )?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// A fresh scratch directory under the system's temporary directory.
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("codex-clients-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
 pub fn grade(solutions: bool) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["test", "-p", "exercises"]);
@@ -567,6 +743,7 @@ pub fn test_all() -> Result<()> {
         ),
         ("notebooks execute", Box::new(|| notebooks(&[]))),
         ("book in the browser", Box::new(check_book)),
+        ("real clients of the server", Box::new(clients)),
     ];
     let started = Instant::now();
     let mut report = vec![];

@@ -53,9 +53,15 @@ pub struct Step {
     /// The text this token completed (may be empty while a multi-byte
     /// character is still incomplete).
     pub text: String,
+    /// The text this token decodes to on its own (`�` for part of a
+    /// multi-byte character).
+    pub piece: String,
     /// The most probable candidates before sampling (after the processors'
     /// temperature, before any filtering): (token, its text, probability).
     pub candidates: Vec<(u32, String, f32)>,
+    /// The natural log of the chosen token's probability in that same
+    /// distribution (what an API reports as `logprob`).
+    pub logprob: f32,
 }
 
 /// Why generation ended.
@@ -170,8 +176,12 @@ impl Generator {
         let mut stop_reason = StopReason::MaxTokens;
         while generated.len() < cfg.max_tokens && history.len() < context {
             // 2. Process the raw logits and pick a token.
-            let candidates = self.candidates(&logits, cfg)?;
+            let probs = report_distribution(&logits, cfg);
+            let candidates = self.candidates(&probs, cfg.top_n);
             let token = sampler.next(&logits, &history)?;
+            let logprob = probs
+                .get(token as usize)
+                .map_or(f32::NEG_INFINITY, |p| p.ln());
             if token == self.tokenizer.eos {
                 stop_reason = StopReason::EndOfSequence;
                 break;
@@ -192,7 +202,9 @@ impl Generator {
                 index: generated.len() - 1,
                 token,
                 text: delta,
+                piece: self.tokenizer.piece(token),
                 candidates,
+                logprob,
             };
             if let Some(pos) = cfg.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
                 text.truncate(pos);
@@ -232,25 +244,31 @@ impl Generator {
         )
     }
 
-    fn candidates(&self, logits: &[f32], cfg: &GenerateConfig) -> Result<Vec<(u32, String, f32)>> {
-        if cfg.top_n == 0 {
-            return Ok(vec![]);
+    /// The `top_n` most probable tokens of `probs`, most probable first.
+    fn candidates(&self, probs: &[f32], top_n: usize) -> Vec<(u32, String, f32)> {
+        if top_n == 0 || probs.is_empty() {
+            return vec![];
         }
-        let t = if cfg.sampling.temperature > 0.0 {
-            cfg.sampling.temperature
-        } else {
-            1.0
-        };
-        let probs = softmax(&logits.iter().map(|z| z / t).collect::<Vec<_>>());
         let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.select_nth_unstable_by(cfg.top_n.min(probs.len() - 1), |&a, &b| {
+        order.select_nth_unstable_by(top_n.min(probs.len() - 1), |&a, &b| {
             probs[b].total_cmp(&probs[a])
         });
-        order.truncate(cfg.top_n);
+        order.truncate(top_n);
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        Ok(order
+        order
             .into_iter()
             .map(|i| (i as u32, self.tokenizer.piece(i as u32), probs[i]))
-            .collect())
+            .collect()
     }
+}
+
+/// The distribution the steps report: softmax of the logits at the
+/// sampling temperature (1 when greedy), before any filtering.
+fn report_distribution(logits: &[f32], cfg: &GenerateConfig) -> Vec<f32> {
+    let t = if cfg.sampling.temperature > 0.0 {
+        cfg.sampling.temperature
+    } else {
+        1.0
+    };
+    softmax(&logits.iter().map(|z| z / t).collect::<Vec<_>>())
 }

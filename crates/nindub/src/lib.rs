@@ -27,6 +27,7 @@
 //! | [`soft_targets`] | The Transfer of Wisdom | the teacher's top-k logits per position, cached once (gzip, hashed) |
 //! | [`distill_lm`] | The Transfer of Wisdom | a language-model student trained on hard tokens or on soft targets |
 //! | [`student`] | The Transfer of Wisdom | a small trainable Llama, saved loadable by the generation path |
+//! | [`serve`] | The Speaking Stone | the model behind an OpenAI-compatible HTTP service: streaming, queue, metrics, a web page |
 //! | [`train`] | The Transfer of Wisdom | seeded parameters, AdamW, exact-resume checkpoints, JSONL metrics |
 //!
 //! The library returns [`Error`], which names the operation, the file and
@@ -52,6 +53,7 @@ pub mod qlinear;
 pub mod qmodel;
 pub mod quant;
 pub mod sample;
+pub mod serve;
 pub mod soft_targets;
 pub mod student;
 pub mod table2;
@@ -64,3 +66,5 @@ pub use budget::{Estimate, Machine, Precision, Verdict, Workload};
 /// the same version (`nindub::candle_core::Device`).
 pub use candle_core;
 pub use error::{Error, Result};
+/// JSON, re-exported for the notebooks that talk to the server.
+pub use serde_json;

@@ -30,6 +30,7 @@ use candle_core::quantized::gguf_file::Value;
 const TOKEN_TYPE_CONTROL: i32 = 3;
 
 /// A tokenizer with what generation needs to know about it.
+#[derive(Clone)]
 pub struct GgufTokenizer {
     pub inner: Tokenizer,
     pub bos: Option<u32>,

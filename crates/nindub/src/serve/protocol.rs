@@ -1,0 +1,542 @@
+//! The wire protocol: OpenAI-style JSON requests, validated into settings
+//! the Ritual understands, and the errors a client reads.
+//!
+//! Parsing is a pure function of the body's bytes ([`parse_completion`],
+//! [`parse_chat`]): it never panics, whatever the bytes, and every refusal
+//! is an [`ApiError`] with an HTTP status, a type and the field it concerns
+//! (a property test throws random bodies at it).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::sample::SamplingConfig;
+
+/// A refusal, as the client will read it:
+/// `{"error": {"message", "type", "param", "code"}}` with `status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: u16,
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    /// 400: the request is wrong; `param` names the field.
+    pub fn invalid(param: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError {
+            status: 400,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.map(str::to_string),
+            code: None,
+        }
+    }
+
+    /// Any other status, with its type and code.
+    pub fn new(
+        status: u16,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: Some(code),
+        }
+    }
+
+    /// The JSON body: `{"error": {...}}`.
+    pub fn body(&self) -> Value {
+        serde_json::json!({ "error": self })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.kind, self.message)
+    }
+}
+
+/// What one server accepts.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest `max_tokens` a request may ask for.
+    pub max_tokens: usize,
+    /// The longest prompt, in tokens.
+    pub max_prompt_tokens: usize,
+    /// The model's context: prompt + max_tokens must fit in it.
+    pub context: usize,
+}
+
+/// A request body as sent: the fields of both endpoints in one struct
+/// (not `#[serde(flatten)]`, which would lose the path of a bad field).
+#[derive(Debug, Default, Deserialize)]
+struct Body {
+    // completions
+    prompt: Option<PromptField>,
+    echo: Option<bool>,
+    // chat
+    messages: Option<Vec<ChatMessage>>,
+    top_logprobs: Option<i64>,
+    /// A number (completions: candidates per token) or a bool (chat).
+    logprobs: Option<Value>,
+    // both
+    model: Option<String>,
+    max_tokens: Option<i64>,
+    /// The newer name of `max_tokens` in chat requests.
+    max_completion_tokens: Option<i64>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<i64>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    seed: Option<i64>,
+    stop: Option<Stop>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    n: Option<i64>,
+    frequency_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PromptField {
+    Text(String),
+    Batch(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: Content,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+/// What the client asked for, checked: ready for the Ritual.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The model the client named (it must be the one served).
+    pub model: Option<String>,
+    pub input: Input,
+    pub sampling: SamplingConfig,
+    /// `None`: until the end of the context (capped by the server's limit).
+    pub max_tokens: Option<usize>,
+    pub stop: Vec<String>,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Report the chosen token's log-probability.
+    pub logprobs: bool,
+    /// And this many candidates per token.
+    pub top_logprobs: usize,
+}
+
+/// A raw prompt (completions) or a conversation (chat).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Prompt(String),
+    Chat(Vec<(String, String)>),
+}
+
+/// Parses and checks a `POST /v1/completions` body.
+pub fn parse_completion(body: &[u8], limits: &Limits) -> Result<Request, ApiError> {
+    let mut b: Body = from_json(body)?;
+    if b.max_completion_tokens.is_some() {
+        return Err(ApiError::invalid(
+            Some("max_completion_tokens"),
+            "completions take `max_tokens`",
+        ));
+    }
+    if b.echo == Some(true) {
+        return Err(ApiError::invalid(Some("echo"), "echo is not supported"));
+    }
+    let prompt = match b.prompt.take() {
+        None => return Err(ApiError::invalid(Some("prompt"), "`prompt` is required")),
+        Some(PromptField::Text(t)) => t,
+        Some(PromptField::Batch(mut v)) if v.len() == 1 => v.remove(0),
+        Some(PromptField::Batch(_)) => {
+            return Err(ApiError::invalid(
+                Some("prompt"),
+                "one prompt per request (this server does not batch)",
+            ));
+        }
+    };
+    if prompt.is_empty() {
+        return Err(ApiError::invalid(Some("prompt"), "`prompt` is empty"));
+    }
+    let top = match &b.logprobs {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(in_range("logprobs", n.as_i64().unwrap_or(-1), 0, 20)?),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                Some("logprobs"),
+                format!("`logprobs` must be an integer in [0, 20] here, not {other}"),
+            ));
+        }
+    };
+    let mut r = common(b, limits, Input::Prompt(prompt))?;
+    r.logprobs = top.is_some();
+    r.top_logprobs = top.unwrap_or(0);
+    Ok(r)
+}
+
+/// Parses and checks a `POST /v1/chat/completions` body.
+pub fn parse_chat(body: &[u8], limits: &Limits) -> Result<Request, ApiError> {
+    let mut b: Body = from_json(body)?;
+    let messages = b
+        .messages
+        .take()
+        .ok_or_else(|| ApiError::invalid(Some("messages"), "`messages` is required"))?;
+    if messages.is_empty() {
+        return Err(ApiError::invalid(Some("messages"), "`messages` is empty"));
+    }
+    let mut turns = vec![];
+    for (i, m) in messages.into_iter().enumerate() {
+        if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
+            return Err(ApiError::invalid(
+                Some(&format!("messages[{i}].role")),
+                format!("role `{}` is not system, user or assistant", m.role),
+            ));
+        }
+        let text = match m.content {
+            Content::Text(t) => t,
+            Content::Parts(parts) => {
+                let mut text = String::new();
+                for p in parts {
+                    match (p.kind.as_str(), p.text) {
+                        ("text", Some(t)) => text.push_str(&t),
+                        (kind, _) => {
+                            return Err(ApiError::invalid(
+                                Some(&format!("messages[{i}].content")),
+                                format!("content part `{kind}` is not supported (only text)"),
+                            ));
+                        }
+                    }
+                }
+                text
+            }
+        };
+        turns.push((m.role, text));
+    }
+    if turns.iter().all(|(_, t)| t.trim().is_empty()) {
+        return Err(ApiError::invalid(
+            Some("messages"),
+            "every message is empty",
+        ));
+    }
+    let top = match b.top_logprobs {
+        None => 0,
+        Some(n) => in_range("top_logprobs", n, 0, 20)?,
+    };
+    let logprobs = match &b.logprobs {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(v)) => *v,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                Some("logprobs"),
+                format!("`logprobs` must be true or false here, not {other}"),
+            ));
+        }
+    };
+    if top > 0 && !logprobs {
+        return Err(ApiError::invalid(
+            Some("top_logprobs"),
+            "`top_logprobs` needs `logprobs: true`",
+        ));
+    }
+    let mut r = common(b, limits, Input::Chat(turns))?;
+    r.logprobs = logprobs;
+    r.top_logprobs = top;
+    Ok(r)
+}
+
+/// The shared fields, with OpenAI's defaults where the client is silent
+/// (temperature 1, top-p 1, no penalty) and the project's extensions
+/// (`top_k`, `min_p`, `repeat_penalty`).
+fn common(c: Body, limits: &Limits, input: Input) -> Result<Request, ApiError> {
+    if let Some(n) = c.n.filter(|&n| n != 1) {
+        return Err(ApiError::invalid(
+            Some("n"),
+            format!("n = {n}: this server returns one choice per request"),
+        ));
+    }
+    for (name, v) in [
+        ("frequency_penalty", c.frequency_penalty),
+        ("presence_penalty", c.presence_penalty),
+    ] {
+        if v.is_some_and(|v| v != 0.0) {
+            return Err(ApiError::invalid(
+                Some(name),
+                format!("`{name}` is not supported; use `repeat_penalty`"),
+            ));
+        }
+    }
+    let max_tokens = match c.max_tokens.or(c.max_completion_tokens) {
+        None => None,
+        Some(n) => Some(in_range("max_tokens", n, 1, limits.max_tokens as i64)?),
+    };
+    // ANCHOR: ranges
+    let temperature = c.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::invalid(
+            Some("temperature"),
+            format!("temperature {temperature} is outside [0, 2]"),
+        ));
+    }
+    let top_p = c.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::invalid(
+            Some("top_p"),
+            format!("top_p {top_p} is outside (0, 1]"),
+        ));
+    }
+    let top_k = match c.top_k {
+        None | Some(0) => None,
+        Some(k) => Some(in_range("top_k", k, 1, 1_000_000)?),
+    };
+    let min_p = c.min_p.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&min_p) {
+        return Err(ApiError::invalid(
+            Some("min_p"),
+            format!("min_p {min_p} is outside [0, 1]"),
+        ));
+    }
+    let repeat_penalty = c.repeat_penalty.unwrap_or(1.0);
+    if !(repeat_penalty > 0.0 && repeat_penalty <= 10.0) {
+        return Err(ApiError::invalid(
+            Some("repeat_penalty"),
+            format!("repeat_penalty {repeat_penalty} is outside (0, 10]"),
+        ));
+    }
+    // ANCHOR_END: ranges
+    let stop = match c.stop {
+        None => vec![],
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(v)) => v,
+    };
+    if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
+        return Err(ApiError::invalid(
+            Some("stop"),
+            "at most 4 stop strings, each 1 to 256 bytes",
+        ));
+    }
+    let include_usage = c
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    if c.stream_options.is_some() && c.stream != Some(true) {
+        return Err(ApiError::invalid(
+            Some("stream_options"),
+            "`stream_options` needs `stream: true`",
+        ));
+    }
+    let seed = match c.seed {
+        Some(s) => s as u64,
+        None => rand::random(),
+    };
+    Ok(Request {
+        model: c.model,
+        input,
+        sampling: SamplingConfig {
+            temperature,
+            top_k,
+            top_p: (top_p < 1.0).then_some(top_p),
+            min_p: (min_p > 0.0).then_some(min_p),
+            repeat_penalty,
+            repeat_window: 64,
+            seed,
+        },
+        max_tokens,
+        stop,
+        stream: c.stream.unwrap_or(false),
+        include_usage,
+        logprobs: false,
+        top_logprobs: 0,
+    })
+}
+
+/// Deserializes JSON, naming the field that has the wrong type.
+fn from_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            None,
+            "the body is empty: send a JSON object",
+        ));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(None, format!("the body is not valid JSON: {e}")))?;
+    let kind = match &value {
+        Value::Object(_) => None,
+        Value::Array(_) => Some("an array"),
+        Value::String(_) => Some("a string"),
+        Value::Number(_) => Some("a number"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Null => Some("null"),
+    };
+    if let Some(kind) = kind {
+        return Err(ApiError::invalid(
+            None,
+            format!("the body must be a JSON object, not {kind}"),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid(Some(&path), format!("`{path}`: {}", e.into_inner()))
+    })
+}
+
+fn in_range(name: &str, n: i64, lo: i64, hi: i64) -> Result<usize, ApiError> {
+    if n < lo || n > hi {
+        return Err(ApiError::invalid(
+            Some(name),
+            format!("{name} {n} is outside [{lo}, {hi}]"),
+        ));
+    }
+    Ok(n as usize)
+}
+
+impl Request {
+    /// Checks the tokenized prompt against the limits and settles
+    /// `max_tokens`: what the client asked, or what the context leaves
+    /// (capped by the server's limit).
+    pub fn budget(&self, prompt_tokens: usize, limits: &Limits) -> Result<usize, ApiError> {
+        if prompt_tokens == 0 {
+            return Err(ApiError::invalid(
+                Some("prompt"),
+                "the prompt encodes to no tokens",
+            ));
+        }
+        if prompt_tokens > limits.max_prompt_tokens {
+            return Err(ApiError::invalid(
+                Some("prompt"),
+                format!(
+                    "the prompt has {prompt_tokens} tokens; this server accepts at most {}",
+                    limits.max_prompt_tokens
+                ),
+            ));
+        }
+        let room = limits.context.saturating_sub(prompt_tokens);
+        match self.max_tokens {
+            Some(n) if n > room => Err(ApiError::invalid(
+                Some("max_tokens"),
+                format!(
+                    "{prompt_tokens} prompt tokens + max_tokens {n} exceed the model's context of {}",
+                    limits.context
+                ),
+            )),
+            Some(n) => Ok(n),
+            None => Ok(room.min(limits.max_tokens)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_tokens: 512,
+            max_prompt_tokens: 1000,
+            context: 2048,
+        }
+    }
+
+    #[test]
+    fn a_minimal_chat_gets_openai_defaults() {
+        let r = parse_chat(
+            br#"{"messages":[{"role":"user","content":"hi"}]}"#,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(r.sampling.temperature, 1.0);
+        assert_eq!(r.sampling.top_p, None);
+        assert_eq!(r.sampling.repeat_penalty, 1.0);
+        assert!(!r.stream && !r.logprobs);
+        assert_eq!(r.input, Input::Chat(vec![("user".into(), "hi".into())]));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_completion(br#"{"prompt":"x","temperature":"hot"}"#, &limits()).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("temperature")));
+        let e = parse_completion(br#"{"prompt":"x","temperature":3}"#, &limits()).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+        let e = parse_completion(br#"{"prompt":"x","max_tokens":0}"#, &limits()).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        let e = parse_chat(
+            br#"{"messages":[{"role":"robot","content":"x"}]}"#,
+            &limits(),
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        let e = parse_completion(b"{\"prompt\":", &limits()).unwrap_err();
+        assert!(e.message.contains("not valid JSON"), "{e}");
+        let e = parse_completion(b"[1,2]", &limits()).unwrap_err();
+        assert_eq!(e.status, 400);
+        let e = parse_completion(br#"{"prompt":""}"#, &limits()).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("prompt"));
+    }
+
+    #[test]
+    fn the_budget_fits_the_context() {
+        let r = parse_completion(br#"{"prompt":"x","max_tokens":100}"#, &limits()).unwrap();
+        assert_eq!(r.budget(10, &limits()), Ok(100));
+        assert_eq!(
+            r.budget(1001, &limits()).unwrap_err().param.as_deref(),
+            Some("prompt")
+        );
+        let small = Limits {
+            context: 50,
+            ..limits()
+        };
+        assert_eq!(
+            r.budget(10, &small).unwrap_err().param.as_deref(),
+            Some("max_tokens")
+        );
+        let open = parse_completion(br#"{"prompt":"x"}"#, &limits()).unwrap();
+        assert_eq!(
+            open.budget(
+                2000,
+                &Limits {
+                    max_prompt_tokens: 4000,
+                    ..limits()
+                }
+            ),
+            Ok(48)
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! One model, many clients: a bounded queue in front of a single worker.
+//!
+//! The model (and its KV cache) lives on one thread, which serves requests
+//! in turn. A request that arrives while `capacity` others are waiting is
+//! refused at once with a time to come back ([`admit`]): a clean 503 now
+//! beats a slow death of every client later. A job whose client has gone
+//! (its event receiver dropped) is skipped, or stopped at its next token.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::metrics::Metrics;
+use super::protocol::ApiError;
+use crate::generate::{GenerateConfig, Generator, StopReason};
+
+// ANCHOR: admit
+/// The admission rule: accept while fewer than `capacity` requests wait;
+/// otherwise refuse, saying when to retry: the time the work ahead should
+/// take (`waiting + running` jobs at `mean_service_secs` each), in whole
+/// seconds between 1 and 120.
+pub fn admit(
+    waiting: usize,
+    running: usize,
+    capacity: usize,
+    mean_service_secs: f64,
+) -> Result<(), u64> {
+    if waiting < capacity {
+        return Ok(());
+    }
+    let ahead = (waiting + running) as f64 * mean_service_secs.max(0.0);
+    Err((ahead.ceil() as u64).clamp(1, 120))
+}
+// ANCHOR_END: admit
+
+/// A request, tokenized and checked, waiting for the model.
+pub struct Job {
+    pub prompt: Vec<u32>,
+    pub config: GenerateConfig,
+    /// Candidates reported per token (0: none).
+    pub top_logprobs: usize,
+    pub arrived: Instant,
+    /// After this, the job is abandoned (504).
+    pub deadline: Instant,
+    pub events: UnboundedSender<Event>,
+}
+
+/// What the worker tells the request's handler.
+#[derive(Debug)]
+pub enum Event {
+    /// One generated token, and the text it releases (text that could be
+    /// the start of a stop string is held back until it cannot).
+    Token {
+        text: String,
+        token: TokenInfo,
+    },
+    /// The end: the rest of the text and the accounting.
+    Done(Summary),
+    Failed(ApiError),
+}
+
+/// A generated token as the API reports it.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: u32,
+    /// The text this token decodes to alone.
+    pub text: String,
+    pub logprob: f32,
+    /// The most probable candidates: (text, log-probability).
+    pub top: Vec<(String, f32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The whole generated text (after stop strings are cut).
+    pub text: String,
+    /// What had not been released with a token.
+    pub tail: String,
+    /// `stop` (end of sequence or stop string) or `length`.
+    pub finish_reason: &'static str,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub queued_secs: f64,
+    /// From arrival to the first token (queue + prefill + first step).
+    pub ttft_secs: Option<f64>,
+    pub generate_secs: f64,
+}
+
+struct State {
+    waiting: VecDeque<Job>,
+    running: usize,
+    /// Exponential moving average of a job's service time.
+    mean_service_secs: f64,
+    closed: bool,
+}
+
+/// The bounded queue.
+pub struct Queue {
+    state: Mutex<State>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl Queue {
+    pub fn new(capacity: usize) -> Self {
+        Queue {
+            state: Mutex::new(State {
+                waiting: VecDeque::new(),
+                running: 0,
+                mean_service_secs: 1.0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave the queue half-updated: every
+        // change below is a single push, pop or assignment.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a job, or says in how many seconds to retry.
+    pub fn submit(&self, job: Job) -> Result<(), u64> {
+        let mut s = self.lock();
+        admit(
+            s.waiting.len(),
+            s.running,
+            self.capacity,
+            s.mean_service_secs,
+        )?;
+        s.waiting.push_back(job);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// (waiting, running).
+    pub fn depth(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.waiting.len(), s.running)
+    }
+
+    /// Wakes the worker for good: it finishes and exits.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    fn next(&self) -> Option<Job> {
+        let mut s = self.lock();
+        loop {
+            if s.closed {
+                return None;
+            }
+            if let Some(job) = s.waiting.pop_front() {
+                s.running += 1;
+                return Some(job);
+            }
+            s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn finish(&self, secs: f64) {
+        let mut s = self.lock();
+        s.running -= 1;
+        s.mean_service_secs = 0.8 * s.mean_service_secs + 0.2 * secs;
+    }
+}
+
+/// Starts the worker thread that owns the model.
+pub fn spawn_worker(
+    mut generator: Generator,
+    queue: Arc<Queue>,
+    metrics: Arc<Metrics>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("nindub-worker".into())
+        .spawn(move || {
+            while let Some(job) = queue.next() {
+                let started = Instant::now();
+                metrics.set_queue(queue.depth());
+                serve_job(&mut generator, job, &metrics);
+                queue.finish(started.elapsed().as_secs_f64());
+                metrics.set_queue(queue.depth());
+            }
+        })
+        .expect("spawning a thread")
+}
+
+// ANCHOR: serve_job
+fn serve_job(g: &mut Generator, job: Job, metrics: &Metrics) {
+    if job.events.is_closed() {
+        metrics.cancelled.inc();
+        return;
+    }
+    if Instant::now() >= job.deadline {
+        metrics.timed_out.inc();
+        let _ = job.events.send(Event::Failed(timeout()));
+        return;
+    }
+    let queued_secs = job.arrived.elapsed().as_secs_f64();
+    let mut released = 0; // bytes of text sent so far
+    let mut text = String::new();
+    let mut ttft = None;
+    let mut gone = false;
+    let mut late = false;
+    let result = g.generate(&job.prompt, &job.config, |step| {
+        ttft.get_or_insert_with(|| job.arrived.elapsed().as_secs_f64());
+        text.push_str(&step.text);
+        let safe = (text.len() - held_back(&text, &job.config.stop)).max(released);
+        let token = TokenInfo {
+            id: step.token,
+            text: step.piece.clone(),
+            logprob: step.logprob,
+            top: step
+                .candidates
+                .iter()
+                .take(job.top_logprobs)
+                .map(|(_, t, p)| (t.clone(), p.ln()))
+                .collect(),
+        };
+        let delta = text.get(released..safe).unwrap_or_default().to_string();
+        released = safe;
+        gone = job
+            .events
+            .send(Event::Token { text: delta, token })
+            .is_err();
+        late = Instant::now() >= job.deadline;
+        !gone && !late
+    });
+    let event = match result {
+        Err(e) => Event::Failed(ApiError::new(
+            500,
+            "server_error",
+            "generation_failed",
+            format!("generation failed: {e}"),
+        )),
+        Ok(_) if gone => {
+            metrics.cancelled.inc();
+            return;
+        }
+        Ok(_) if late => {
+            metrics.timed_out.inc();
+            Event::Failed(timeout())
+        }
+        Ok(out) => {
+            metrics.record_generation(&out, ttft);
+            Event::Done(Summary {
+                tail: out.text.get(released..).unwrap_or_default().to_string(),
+                finish_reason: match out.stop_reason {
+                    StopReason::MaxTokens => "length",
+                    _ => "stop",
+                },
+                prompt_tokens: out.prompt_tokens,
+                completion_tokens: out.tokens.len(),
+                queued_secs,
+                ttft_secs: ttft,
+                generate_secs: out.generate_secs,
+                text: out.text,
+            })
+        }
+    };
+    let _ = job.events.send(event);
+}
+// ANCHOR_END: serve_job
+
+// ANCHOR: held_back
+/// How many bytes at the end of `text` could still become a stop string:
+/// the longest suffix that is a proper prefix of one of them.
+pub fn held_back(text: &str, stops: &[String]) -> usize {
+    let mut keep = 0;
+    for stop in stops {
+        for (i, _) in stop.char_indices().skip(1) {
+            if i > keep && text.ends_with(&stop[..i]) {
+                keep = i;
+            }
+        }
+    }
+    keep
+}
+// ANCHOR_END: held_back
+
+fn timeout() -> ApiError {
+    ApiError::new(
+        504,
+        "timeout_error",
+        "request_timeout",
+        "the request took longer than the server's time limit",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_is_bounded_and_says_when_to_return() {
+        assert_eq!(admit(0, 1, 2, 3.0), Ok(()));
+        assert_eq!(admit(1, 1, 2, 3.0), Ok(()));
+        assert_eq!(admit(2, 1, 2, 3.0), Err(9));
+        assert_eq!(admit(0, 0, 0, 0.0), Err(1));
+        assert_eq!(admit(100, 1, 4, 10.0), Err(120));
+    }
+
+    #[test]
+    fn stop_prefixes_are_held_back() {
+        let stops = vec!["END".to_string(), "\n\n".to_string()];
+        assert_eq!(held_back("the E", &stops), 1);
+        assert_eq!(held_back("the EN", &stops), 2);
+        assert_eq!(held_back("the\n", &stops), 1);
+        assert_eq!(held_back("the", &stops), 0);
+        assert_eq!(held_back("é", &["éa".to_string()]), 2);
+    }
+}

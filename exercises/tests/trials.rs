@@ -59,7 +59,7 @@ macro_rules! trials {
 fn all_trials() -> Vec<Trial> {
     trials! {
         Apprentice mana_crystal [bits, matrix_bytes, llama_params, kv_cache_bytes, headroom, max_context, footprint];
-        Apprentice cantrip_and_ritual [softmax_t, top_k, top_p, repetition_penalty, greedy_decode];
+        Apprentice cantrip_and_ritual [softmax_t, top_k, top_p, repetition_penalty, greedy_decode, weight_bytes, bandwidth_floor];
         Apprentice alchemy_of_compression [scale_zero_point, quantize_dequantize, int4_packing, per_channel];
         Apprentice transfer_of_wisdom [log_softmax_t, kd_loss, kd_gradient, high_t_gradient, loglog_slope];
         Apprentice speaking_stone [stream_tokens, validate, admit, constant_time_eq];

@@ -117,6 +117,18 @@ const CLI_OUTPUTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "cantrip-and-ritual/budget-80mb.txt",
+        &[
+            "place",
+            "--model",
+            "smollm2",
+            "--budget",
+            "80MB",
+            "--context",
+            "512",
+        ],
+    ),
+    (
         "alchemy-of-compression/quantize-minilm.txt",
         &["quantize", "--scheme", "int8-channel", "minilm"],
     ),

@@ -70,6 +70,31 @@ impl TensorShape {
 }
 
 impl Architecture {
+    /// Refuses `tokens` that do not exist in the vocabulary or do not fit
+    /// after `cached` positions.
+    pub fn check_tokens(&self, cached: usize, tokens: &[u32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::invalid("forward", "no tokens to run"));
+        }
+        let max = self.max_context as usize;
+        if cached + tokens.len() > max {
+            return Err(Error::invalid(
+                "forward",
+                format!(
+                    "{cached} cached + {} new tokens exceed the context of {max}",
+                    tokens.len()
+                ),
+            ));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as u64 >= self.vocab_size) {
+            return Err(Error::invalid(
+                "forward",
+                format!("token id {bad} is outside the vocabulary"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every weight tensor of the model, in file order.
     pub fn tensors(&self) -> Vec<TensorShape> {
         match self.family {

@@ -14,8 +14,10 @@ use candle_core::Device;
 use serde::Serialize;
 
 use crate::error::{Error, Result, ctx};
+use crate::fused::FusedLlama;
 use crate::gguf::GgufFile;
 use crate::llama::{ForwardOptions, Llama};
+use crate::placement::Placement;
 use crate::sample::{Sampler, SamplingConfig, softmax};
 use crate::tokenizer::{GgufTokenizer, Message};
 
@@ -96,6 +98,10 @@ impl Generation {
 pub struct Generator {
     pub model: Llama,
     pub tokenizer: GgufTokenizer,
+    /// When set, cached decoding runs on the fused CPU path
+    /// ([`Generator::use_fused`]); the candle model stays the reference
+    /// (and serves the no-cache mode).
+    pub fused: Option<FusedLlama>,
 }
 
 impl Generator {
@@ -112,13 +118,29 @@ impl Generator {
                     config.bos_token_id,
                 )?,
                 model: Llama::from_safetensors(path, device)?,
+                fused: None,
             });
         }
         let file = GgufFile::open(path)?;
         Ok(Generator {
             tokenizer: GgufTokenizer::from_gguf(&file)?,
             model: Llama::from_gguf(&file, device)?,
+            fused: None,
         })
+    }
+
+    /// Decodes on the fused CPU path from now on, reading the GGUF at
+    /// `path` again; with a `budget` (bytes, for `context` positions), the
+    /// layers that do not fit are streamed. Returns where the layers went.
+    pub fn use_fused(
+        &mut self,
+        path: &Path,
+        budget: Option<u64>,
+        context: usize,
+    ) -> Result<&Placement> {
+        let file = GgufFile::open(path)?;
+        let fused = FusedLlama::with_budget(&file, budget, context)?;
+        Ok(&self.fused.insert(fused).placement)
     }
 
     // ANCHOR: cantrip
@@ -169,6 +191,9 @@ impl Generator {
         let mut text = String::new();
         let started = Instant::now();
         self.model.clear_cache();
+        if let Some(f) = &mut self.fused {
+            f.clear_cache();
+        }
         // 1. Forward the whole prompt: logits for the next position.
         let mut logits = self.logits_after(prompt, &history, cfg.use_cache)?;
         let prompt_secs = started.elapsed().as_secs_f64();
@@ -232,6 +257,9 @@ impl Generator {
     /// The raw logits of the next position, after `new` tokens (the end of
     /// `history`); without a cache the whole history is recomputed.
     fn logits_after(&mut self, new: &[u32], history: &[u32], use_cache: bool) -> Result<Vec<f32>> {
+        if let (Some(fused), true) = (&mut self.fused, use_cache) {
+            return Ok(fused.forward(new)?.to_vec());
+        }
         let out = if use_cache {
             self.model.forward(new, &ForwardOptions::default())?
         } else {

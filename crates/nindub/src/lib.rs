@@ -11,6 +11,7 @@
 //! | [`gguf`] | (all) | a GGUF header, validated |
 //! | [`assets`] | (all) | the pinned real models and data, fetched with pip |
 //! | [`corpus`] | (all) | the text corpus named by `NINDUB_CORPUS` |
+//! | [`placement`] | The Cantrip and the Ritual | which layers stay resident under a byte budget, which are streamed |
 //! | [`plot`] | (all) | SVG plots for the book and the notebooks |
 //! | [`tokenizer`] | The Cantrip and the Ritual | the tokenizer rebuilt from GGUF metadata; chat template |
 //! | [`llama`] | The Cantrip and the Ritual | a Llama decoder: logits, hidden states, attention, KV cache |
@@ -21,6 +22,7 @@
 //! | [`perplexity`] | The Alchemy of Compression | perplexity on a corpus, llama.cpp's protocol |
 //! | [`export`] | The Alchemy of Compression | quantized models written as GGUF (Q8_0, Q4_1) |
 //! | [`sample`] | The Cantrip and the Ritual | decoding controls as composable logits processors |
+//! | [`fused`] | The Cantrip and the Ritual | one token's forward pass as fused loops over GGUF blocks: the bandwidth floor |
 //! | [`generate`] | The Cantrip and the Ritual | the one-call Cantrip and the step-by-step Ritual |
 //! | [`digits`] | The Transfer of Wisdom | the digits experiment: teacher, student, distillation at T with and without T² |
 //! | [`distill`] | The Transfer of Wisdom | the distillation loss (soft targets at T, T², top-k teachers) |
@@ -43,11 +45,13 @@ pub mod distill_lm;
 pub mod error;
 pub mod export;
 pub mod fsx;
+pub mod fused;
 pub mod generate;
 pub mod gguf;
 pub mod lens;
 pub mod llama;
 pub mod perplexity;
+pub mod placement;
 pub mod plot;
 pub mod qlinear;
 pub mod qmodel;

@@ -276,26 +276,7 @@ impl Llama {
     /// Runs `tokens` through the model after the positions already cached,
     /// and caches their keys and values.
     pub fn forward(&mut self, tokens: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput> {
-        if tokens.is_empty() {
-            return Err(Error::invalid("forward", "no tokens to run"));
-        }
-        let max = self.arch.max_context as usize;
-        if self.pos + tokens.len() > max {
-            return Err(Error::invalid(
-                "forward",
-                format!(
-                    "{} cached + {} new tokens exceed the context of {max}",
-                    self.pos,
-                    tokens.len()
-                ),
-            ));
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as u64 >= self.arch.vocab_size) {
-            return Err(Error::invalid(
-                "forward",
-                format!("token id {bad} is outside the vocabulary"),
-            ));
-        }
+        self.arch.check_tokens(self.pos, tokens)?;
         if let Some(l) = opts.attention_of_layer.filter(|&l| l >= self.layers.len()) {
             return Err(Error::invalid(
                 "forward",

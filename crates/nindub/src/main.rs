@@ -35,6 +35,19 @@ enum Command {
     Generate(GenerateArgs),
     /// Talk with a chat model: one line in, one answer out (empty line ends).
     Chat(GenerateArgs),
+    /// Where the fused decode path would hold a model's layers within a
+    /// memory budget: resident, or streamed from the file every token.
+    Place {
+        /// A GGUF file, or the name of a cached asset.
+        #[arg(long, default_value = "smollm2")]
+        model: String,
+        /// The budget, e.g. 60MB or 4GiB.
+        #[arg(long)]
+        budget: bytesize::ByteSize,
+        /// Positions the KV cache must hold.
+        #[arg(long, default_value_t = 2048)]
+        context: usize,
+    },
     /// Serve the model over HTTP (The Speaking Stone): an OpenAI-compatible
     /// API with streaming, /health, /metrics, and a web page at /.
     Serve(ServeArgs),
@@ -276,6 +289,13 @@ struct GenerateArgs {
     /// How many candidates --logits prints.
     #[arg(long, default_value_t = 5)]
     top: usize,
+    /// Decode on the fused CPU path (nindub::fused) instead of candle's.
+    #[arg(long)]
+    fused: bool,
+    /// A memory budget for the fused path (e.g. 60MB): the layers that do
+    /// not fit are streamed from the file for every token (implies --fused).
+    #[arg(long)]
+    budget: Option<bytesize::ByteSize>,
 }
 
 impl GenerateArgs {
@@ -313,6 +333,11 @@ fn main() -> ExitCode {
         } => bench(&model, prompt_tokens, gen_tokens, runs, peer.as_deref()),
         Command::Chat(args) => run_chat(args),
         Command::Serve(args) => run_serve(args),
+        Command::Place {
+            model,
+            budget,
+            context,
+        } => place(&model, budget.as_u64(), context),
         Command::Quantize {
             scheme,
             input,
@@ -586,6 +611,27 @@ fn report(g: &generate::Generation) {
     );
 }
 
+/// The generator the arguments ask for: candle's path, or the fused one
+/// (within a budget, printing where the layers went).
+fn generator_for(args: &GenerateArgs) -> Result<generate::Generator> {
+    let mut g = load_generator(&args.model)?;
+    if args.fused || args.budget.is_some() {
+        let context = (g
+            .tokenizer
+            .encode(args.prompt.as_deref().unwrap_or(""))?
+            .len()
+            + args.max_tokens)
+            .min(g.model.arch.max_context as usize);
+        let placement = g.use_fused(
+            &assets::resolve(&args.model)?,
+            args.budget.map(|b| b.as_u64()),
+            context,
+        )?;
+        eprintln!("nindub: fused CPU decoding; {placement}");
+    }
+    Ok(g)
+}
+
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let prompt = match &args.prompt {
         Some(p) => p.clone(),
@@ -593,7 +639,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             std::io::read_to_string(std::io::stdin()).context("reading the prompt from stdin")?
         }
     };
-    let mut g = load_generator(&args.model)?;
+    let mut g = generator_for(&args)?;
     let text = if args.chat_template {
         g.chat_prompt(&[Message::new("user", &prompt)])?
     } else {
@@ -607,7 +653,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 }
 
 fn run_chat(args: GenerateArgs) -> Result<()> {
-    let mut g = load_generator(&args.model)?;
+    let mut g = generator_for(&args)?;
     let mut messages: Vec<Message> = vec![];
     let mut first = args.prompt.clone();
     let stdin = std::io::stdin();
@@ -633,6 +679,33 @@ fn run_chat(args: GenerateArgs) -> Result<()> {
         report(&out);
         messages.push(Message::new("assistant", &out.text));
     }
+    Ok(())
+}
+
+fn place(model: &str, budget: u64, context: usize) -> Result<()> {
+    let file = gguf::GgufFile::open(&assets::resolve(model)?)?;
+    let demand = nindub::fused::demand(&file, context)?;
+    let p = nindub::placement::plan(&demand, budget)?;
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "{}: {} layers of {:.2} MB; KV cache for {context} positions {:.1} MB; activations {:.1} MB; embedding and head {:.1} MB",
+        file.path.file_name().unwrap_or_default().to_string_lossy(),
+        demand.layers.len(),
+        mb(demand.layers.iter().copied().max().unwrap_or(0)),
+        mb(demand.kv_cache),
+        mb(demand.activations),
+        mb(demand.fixed)
+    );
+    println!("{p}");
+    let list = |v: &[usize]| match (v.first(), v.last()) {
+        (Some(a), Some(b)) => format!("{a}–{b}"),
+        _ => "none".into(),
+    };
+    println!(
+        "resident: {}; streamed: {}",
+        list(&p.resident),
+        list(&p.streamed)
+    );
     Ok(())
 }
 
@@ -784,6 +857,23 @@ fn bench(
         median(pp),
         median(tg),
     ));
+    // The fused decode path on the same file, greedy: the prompt as one
+    // matrix-matrix product per weight, then one fused step per token.
+    let file = gguf::GgufFile::open(&path)?;
+    let mut fused = nindub::fused::FusedLlama::from_gguf(&file)?;
+    let (mut pp, mut tg) = (vec![], vec![]);
+    for _ in 0..runs {
+        fused.clear_cache();
+        let started = Instant::now();
+        let mut next = nindub::sample::argmax(fused.forward(&prompt)?);
+        pp.push(prompt.len() as f64 / started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        for _ in 0..gen_tokens {
+            next = nindub::sample::argmax(fused.step(next)?);
+        }
+        tg.push(gen_tokens as f64 / started.elapsed().as_secs_f64());
+    }
+    rows.push(("fused decode path (nindub::fused)", median(pp), median(tg)));
     println!(
         "{:<38} {:>14} {:>14}",
         "engine", "prompt tok/s", "gen tok/s"
@@ -792,9 +882,38 @@ fn bench(
         println!("{name:<38} {pp:>14.1} {tg:>14.1}");
     }
     println!(
-        "ratio ritual / candle-transformers, generation: {:.2}",
-        rows[0].2 / rows[3].2
+        "ratio ritual / candle-transformers, generation: {:.2}; fused / candle-transformers: {:.2}",
+        rows[0].2 / rows[3].2,
+        rows[4].2 / rows[3].2
     );
+    // The floor: the weights read once per token at the machine's read
+    // bandwidth, measured now.
+    let bytes = fused.bytes_per_token();
+    let bandwidth = nindub::fused::read_bandwidth(4 * bytes, 5);
+    let floor = bandwidth / bytes as f64;
+    println!(
+        "memory-bandwidth floor: {:.1} MB of weights per token at {:.1} GB/s read = {floor:.1} tokens/s; fused generation at {:.2}x the floor",
+        bytes as f64 / 1e6,
+        bandwidth / 1e9,
+        rows[4].2 / floor
+    );
+    // Where one fused token's time goes.
+    fused.clear_cache();
+    let mut next = nindub::sample::argmax(fused.forward(&prompt)?);
+    fused.profile = Some(Default::default());
+    for _ in 0..gen_tokens {
+        next = nindub::sample::argmax(fused.step(next)?);
+    }
+    if let Some(p) = fused.profile.take() {
+        let total: f64 = p.per_token_ms().iter().map(|(_, ms)| ms).sum();
+        println!(
+            "one fused token, by operation ({} tokens profiled, {total:.2} ms per token):",
+            p.tokens
+        );
+        for (op, ms) in p.per_token_ms() {
+            println!("  {op:<22} {ms:>7.3} ms  {:>5.1} %", 100.0 * ms / total);
+        }
+    }
     if let Some(peer) = peer {
         let p = PeerSpeed::read(peer)?;
         let same = p.model_sha256 == assets::sha256_file(&path)?
@@ -819,6 +938,12 @@ fn bench(
             "ratio ritual / llama.cpp, generation: {:.2}; prompt: {:.2}",
             rows[0].2 / p.gen_tokens_per_s,
             rows[0].1 / p.prompt_tokens_per_s
+        );
+        println!(
+            "ratio fused / llama.cpp, generation: {:.2}; prompt: {:.2}; llama.cpp at {:.2}x the floor",
+            rows[4].2 / p.gen_tokens_per_s,
+            rows[4].1 / p.prompt_tokens_per_s,
+            p.gen_tokens_per_s / floor
         );
     }
     Ok(())

@@ -84,3 +84,29 @@ pub fn greedy_decode(
     }
     new
 }
+
+/// Trial 6. Bytes of `params` weights at `bits_per_weight` bits each.
+pub fn weight_bytes(params: u64, bits_per_weight: f64) -> u64 {
+    (params as f64 * bits_per_weight / 8.0).ceil() as u64
+}
+
+/// Trial 7. The memory-bandwidth floor: `(tokens/s limit, measured / limit)`.
+pub fn bandwidth_floor(
+    weight_bytes_per_token: u64,
+    read_bandwidth_bytes_per_s: f64,
+    measured_tokens_per_s: f64,
+) -> (f64, f64) {
+    // No bytes: nothing bounds the speed (and 0 / 0 would be NaN).
+    let floor = if weight_bytes_per_token == 0 {
+        f64::INFINITY
+    } else {
+        read_bandwidth_bytes_per_s / weight_bytes_per_token as f64
+    };
+    // Nothing measured: 0, even over a floor of 0 (0 / 0 would be NaN).
+    let fraction = if measured_tokens_per_s == 0.0 {
+        0.0
+    } else {
+        measured_tokens_per_s / floor
+    };
+    (floor, fraction)
+}

@@ -140,3 +140,101 @@ pub fn greedy_decode() {
         "ties: the first index"
     );
 }
+
+/// Equal within a relative 1e-12 (infinities must match exactly; NaN never
+/// passes).
+fn near(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-12 * b.abs()
+}
+
+pub fn weight_bytes() {
+    // SmolLM2-135M: hidden 576, intermediate 1536, 30 layers, 9 heads and 3
+    // KV heads of 64, vocabulary 49 152, tied embedding.
+    let matrices = 30 * (2 * 576 * 576 + 2 * 576 * 3 * 64 + 3 * 576 * 1536);
+    assert_eq!(matrices, 106_168_320u64);
+    assert_eq!(
+        cr::weight_bytes(matrices, 5.0),
+        66_355_200,
+        "Q4_1 matrices: 20 bytes per 32 weights"
+    );
+    assert_eq!(
+        cr::weight_bytes(49_152 * 576, 8.5),
+        30_081_024,
+        "Q8_0 embedding: 34 bytes per 32 weights"
+    );
+    assert_eq!(
+        cr::weight_bytes(matrices, 5.0) + cr::weight_bytes(49_152 * 576, 8.5),
+        96_436_224,
+        "SmolLM2-135M reads 96.4 MB per token"
+    );
+    assert_eq!(
+        cr::weight_bytes(8_000_000_000, 4.5),
+        4_500_000_000,
+        "8 B parameters at 4.5 bits"
+    );
+    assert_eq!(
+        cr::weight_bytes(70_000_000_000, 16.0),
+        140_000_000_000,
+        "70 B parameters in f16"
+    );
+    assert_eq!(cr::weight_bytes(16, 4.5), 9, "72 bits are exactly 9 bytes");
+    assert_eq!(cr::weight_bytes(7, 4.5), 4, "31.5 bits round up to 4 bytes");
+    assert_eq!(
+        cr::weight_bytes(1, 4.5),
+        1,
+        "a partial byte is a whole byte"
+    );
+    assert_eq!(cr::weight_bytes(0, 5.0), 0, "no weights");
+    assert_eq!(cr::weight_bytes(1_000, 0.0), 0, "no bits");
+}
+
+pub fn bandwidth_floor() {
+    // Expected values as exact fractions: 30e9 / 96.4e6 = 75 000 / 241.
+    let (floor, fraction) = cr::bandwidth_floor(96_400_000, 30e9, 250.0);
+    assert!(near(floor, 75_000.0 / 241.0), "96.4 MB at 30 GB/s: {floor}");
+    assert!(
+        near(fraction, 241.0 / 300.0),
+        "250 of 311.2 tokens/s: {fraction}"
+    );
+    let (floor, fraction) = cr::bandwidth_floor(4_500_000_000, 50e9, 9.0);
+    assert!(
+        near(floor, 100.0 / 9.0),
+        "8 B at 4.5 bits, 50 GB/s: {floor}"
+    );
+    assert!(near(fraction, 0.81), "9 of 11.1 tokens/s: {fraction}");
+    let (floor, fraction) = cr::bandwidth_floor(1_000_000, 1e9, 1250.0);
+    assert!(
+        near(floor, 1000.0) && near(fraction, 1.25),
+        "the fraction is not clamped at 1: ({floor}, {fraction})"
+    );
+    // Fewer bytes, a higher floor: the same matrices in f16 and in Q4_1.
+    let (f16, _) = cr::bandwidth_floor(2 * 106_168_320, 30e9, 0.0);
+    let (q4_1, _) = cr::bandwidth_floor(66_355_200, 30e9, 0.0);
+    assert!(near(q4_1 / f16, 3.2), "16 bits / 5 bits: {}", q4_1 / f16);
+    // Edge cases, as documented: never NaN.
+    let (floor, fraction) = cr::bandwidth_floor(96_400_000, 30e9, 0.0);
+    assert!(
+        near(floor, 75_000.0 / 241.0) && fraction == 0.0,
+        "nothing measured: ({floor}, {fraction})"
+    );
+    assert_eq!(
+        cr::bandwidth_floor(0, 30e9, 250.0),
+        (f64::INFINITY, 0.0),
+        "no bytes per token: no limit"
+    );
+    assert_eq!(
+        cr::bandwidth_floor(0, 0.0, 0.0),
+        (f64::INFINITY, 0.0),
+        "no bytes and no bandwidth: no limit, not 0 / 0"
+    );
+    assert_eq!(
+        cr::bandwidth_floor(96_400_000, 0.0, 250.0),
+        (0.0, f64::INFINITY),
+        "no bandwidth: a floor of 0"
+    );
+    assert_eq!(
+        cr::bandwidth_floor(96_400_000, 0.0, 0.0),
+        (0.0, 0.0),
+        "no bandwidth, nothing measured: 0, not 0 / 0"
+    );
+}

@@ -1,0 +1,151 @@
+//! Placement under a byte budget: which layers stay resident, which are
+//! streamed from the file for every token.
+//!
+//! llama.cpp asks for a number of layers (`-ngl N`); a budget is what one
+//! actually has. The order of the reservations matters: the KV cache and
+//! the activations must exist whatever happens, so they are reserved first;
+//! the embedding and the output head are read for every token and stay;
+//! then, if the layers do not all fit, one staging buffer as large as the
+//! largest layer is set aside for the streamed layers, and as many layers
+//! as still fit stay resident. Every layer is read once per token, so
+//! which ones stay does not change the bytes streamed; the first ones stay,
+//! so that streaming the rest can begin while they are computed.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// What must be placed, in bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Demand {
+    /// Read every token and always resident: embedding, output head, norms.
+    pub fixed: u64,
+    /// Each decoder layer's weights.
+    pub layers: Vec<u64>,
+    /// The KV cache for the context asked for.
+    pub kv_cache: u64,
+    /// Working buffers of one forward pass.
+    pub activations: u64,
+}
+
+/// The decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Placement {
+    pub budget: u64,
+    /// KV cache + activations + fixed weights.
+    pub reserved: u64,
+    /// The buffer a streamed layer is read into (0 when none is streamed).
+    pub staging: u64,
+    pub resident: Vec<usize>,
+    pub streamed: Vec<usize>,
+    /// Bytes held in all.
+    pub used: u64,
+    /// Bytes read from the file per token.
+    pub streamed_per_token: u64,
+}
+
+// ANCHOR: plan
+/// Places `demand` in `budget` bytes, or says why it cannot.
+pub fn plan(demand: &Demand, budget: u64) -> Result<Placement> {
+    let reserved = demand.kv_cache + demand.activations + demand.fixed;
+    let all: u64 = demand.layers.iter().sum();
+    if reserved + all <= budget {
+        return Ok(Placement {
+            budget,
+            reserved,
+            staging: 0,
+            resident: (0..demand.layers.len()).collect(),
+            streamed: vec![],
+            used: reserved + all,
+            streamed_per_token: 0,
+        });
+    }
+    let staging = demand.layers.iter().copied().max().unwrap_or(0);
+    if reserved + staging > budget {
+        return Err(Error::invalid(
+            "memory budget",
+            format!(
+                "{budget} bytes cannot hold the KV cache and activations ({}), the embedding and \
+                 output head ({}) and one layer to stream through ({staging}): at least {} bytes are needed",
+                demand.kv_cache + demand.activations,
+                demand.fixed,
+                reserved + staging
+            ),
+        ));
+    }
+    let mut used = reserved + staging;
+    let mut resident = vec![];
+    let mut streamed = vec![];
+    for (i, &bytes) in demand.layers.iter().enumerate() {
+        if streamed.is_empty() && used + bytes <= budget {
+            used += bytes;
+            resident.push(i);
+        } else {
+            streamed.push(i);
+        }
+    }
+    let streamed_per_token = streamed.iter().map(|&i| demand.layers[i]).sum();
+    Ok(Placement {
+        budget,
+        reserved,
+        staging,
+        resident,
+        streamed,
+        used,
+        streamed_per_token,
+    })
+}
+// ANCHOR_END: plan
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mb = |b: u64| b as f64 / 1e6;
+        writeln!(
+            f,
+            "budget {:.1} MB: reserved {:.1} MB (KV cache, activations, embedding and head), staging {:.1} MB, used {:.1} MB",
+            mb(self.budget),
+            mb(self.reserved),
+            mb(self.staging),
+            mb(self.used)
+        )?;
+        write!(
+            f,
+            "{} layers resident, {} streamed ({:.1} MB read from the file per token)",
+            self.resident.len(),
+            self.streamed.len(),
+            mb(self.streamed_per_token)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demand() -> Demand {
+        Demand {
+            fixed: 30,
+            layers: vec![10; 6],
+            kv_cache: 8,
+            activations: 2,
+        }
+    }
+
+    #[test]
+    fn everything_fits_or_some_layers_stream_or_it_is_refused() {
+        let all = plan(&demand(), 100).unwrap();
+        assert_eq!(
+            (all.resident.len(), all.streamed.len(), all.used),
+            (6, 0, 100)
+        );
+        let some = plan(&demand(), 75).unwrap();
+        // 40 reserved + 10 staging leaves 25: two layers stay.
+        assert_eq!(some.resident, vec![0, 1]);
+        assert_eq!(some.streamed, vec![2, 3, 4, 5]);
+        assert_eq!((some.used, some.streamed_per_token), (70, 40));
+        let none = plan(&demand(), 50).unwrap();
+        assert!(none.resident.is_empty() && none.streamed.len() == 6);
+        let e = plan(&demand(), 49).unwrap_err().to_string();
+        assert!(e.contains("at least 50 bytes"), "{e}");
+    }
+}

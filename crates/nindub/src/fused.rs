@@ -575,19 +575,7 @@ impl FusedLlama {
     /// not fit are streamed from the file for every token ([`placement`]).
     pub fn with_budget(file: &GgufFile, budget: Option<u64>, context: usize) -> Result<Self> {
         let arch = file.architecture()?;
-        let meta = &file.content.metadata;
-        let prefix = file
-            .metadata_str("general.architecture")
-            .unwrap_or("llama")
-            .to_string();
-        let eps = meta
-            .get(&format!("{prefix}.attention.layer_norm_rms_epsilon"))
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(1e-5);
-        let base = meta
-            .get(&format!("{prefix}.rope.freq_base"))
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(10_000.0);
+        let (eps, base) = crate::llama::norm_eps_and_rope_base(file);
         let reader = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
         let reader = RefCell::new(BufReader::new(reader));
         let qtensor = |name: &str| {

@@ -101,19 +101,8 @@ impl Llama {
         map: &mut dyn FnMut(&str, QTensor) -> Result<QMatMul>,
     ) -> Result<Self> {
         let arch = file.architecture()?;
-        let meta = &file.content.metadata;
-        let prefix = file
-            .metadata_str("general.architecture")
-            .unwrap_or("llama")
-            .to_string();
-        let eps = meta
-            .get(&format!("{prefix}.attention.layer_norm_rms_epsilon"))
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(1e-5) as f64;
-        let freq_base = meta
-            .get(&format!("{prefix}.rope.freq_base"))
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(10_000.0);
+        let (eps, freq_base) = norm_eps_and_rope_base(file);
+        let eps = eps as f64;
         let reader = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
         let reader = RefCell::new(BufReader::new(reader));
         let qtensor = |name: &str| {
@@ -420,6 +409,22 @@ impl Llama {
         )?;
         ctx("output head", self.output.forward(&x))
     }
+}
+
+/// A GGUF's RMSNorm epsilon and RoPE frequency base (Llama's defaults,
+/// 1e-5 and 10 000, when the file does not say).
+pub(crate) fn norm_eps_and_rope_base(file: &GgufFile) -> (f32, f32) {
+    let meta = &file.content.metadata;
+    let prefix = file.metadata_str("general.architecture").unwrap_or("llama");
+    let get = |key: &str, default: f32| {
+        meta.get(&format!("{prefix}.{key}"))
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(default)
+    };
+    (
+        get("attention.layer_norm_rms_epsilon", 1e-5),
+        get("rope.freq_base", 10_000.0),
+    )
 }
 
 /// cos/sin tables of rotary positions: angle `p · base^(-2i/d)`.

@@ -48,6 +48,14 @@ clients:
 serve-model:
     cargo run --release -p nindub -- serve
 
+# NINDUB: a synthetic 4 GB model streamed within 768 MiB, from storage
+stream-8b:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="${NINDUB_CACHE:-$HOME/.cache/nindub}/synth/llama-3-8b-cli"
+    [ -f "$dir/manifest.json" ] || cargo run --release -p nindub -- synth --preset llama-3-8b --out "$dir"
+    cargo run --release -p nindub -- stream --model "$dir" --budget 768MiB --cold --io-floor
+
 # Run the graded trials
 grade:
     cargo codex grade

@@ -19,3 +19,11 @@ pub mod apprentice;
 #[cfg(feature = "solutions")]
 #[path = "../solutions/apprentice/mod.rs"]
 pub mod apprentice;
+
+#[cfg(not(feature = "solutions"))]
+#[path = "archmage/mod.rs"]
+pub mod archmage;
+
+#[cfg(feature = "solutions")]
+#[path = "../solutions/archmage/mod.rs"]
+pub mod archmage;

@@ -63,6 +63,7 @@ fn all_trials() -> Vec<Trial> {
         Apprentice alchemy_of_compression [scale_zero_point, quantize_dequantize, int4_packing, per_channel];
         Apprentice transfer_of_wisdom [log_softmax_t, kd_loss, kd_gradient, high_t_gradient, loglog_slope];
         Apprentice speaking_stone [stream_tokens, validate, admit, constant_time_eq];
+        Archmage nindub [layer_bytes, layers_that_fit, prefetch_schedule, io_floor];
     }
 }
 

@@ -117,6 +117,27 @@ const CLI_OUTPUTS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "cantrip-and-ritual/generate-logits-candle.txt",
+        &[
+            "generate",
+            "--model",
+            "smollm2",
+            "--chat-template",
+            "--prompt",
+            "What is the capital of France?",
+            "--temperature",
+            "0",
+            "--repeat-penalty",
+            "1",
+            "--max-tokens",
+            "12",
+            "--logits",
+            "--top",
+            "3",
+            "--candle",
+        ],
+    ),
+    (
         "cantrip-and-ritual/budget-80mb.txt",
         &[
             "place",
@@ -162,6 +183,7 @@ const GENERATORS: &[(&str, &str, bool)] = &[
     ("alchemy_of_compression", "alchemy-of-compression", true),
     ("transfer_of_wisdom", "transfer-of-wisdom", false),
     ("speaking_stone", "speaking-stone", false),
+    ("layer_streamed", "nindub", false),
 ];
 
 /// Generated files that are measurements of the machine (timings), written
@@ -264,9 +286,10 @@ pub fn results(check: bool) -> Result<()> {
 /// Measures speed with release builds and writes the figures where the
 /// chapters include them: generation (The Cantrip and the Ritual), the
 /// quantized kernels (The Alchemy of Compression), the distillation loss
-/// (The Transfer of Wisdom), the server (The Speaking Stone).
+/// (The Transfer of Wisdom), the server (The Speaking Stone), layer
+/// streaming under a budget (NINDUB).
 pub fn bench(only: &[String]) -> Result<()> {
-    let known = ["generation", "kernels", "loss", "serve"];
+    let known = ["generation", "kernels", "loss", "serve", "stream"];
     if let Some(bad) = only.iter().find(|n| !known.contains(&n.as_str())) {
         bail!("unknown benchmark `{bad}` (known: {})", known.join(", "));
     }
@@ -330,6 +353,18 @@ pub fn bench(only: &[String]) -> Result<()> {
         let shot = book_out().join(PAGE_SCREENSHOT);
         std::fs::copy(&shot, dir.join("page.png"))
             .with_context(|| format!("copying {}", shot.display()))?;
+    }
+    if wanted("stream") {
+        say(
+            "benchmarking layer streaming within 768 MiB, synthetic models up to an 8B shape (release build; writes ~6 GB of synthetic models into the cache the first time; minutes)",
+        );
+        let dir = generated_dir().join("nindub").join(MEASURED_DIR);
+        measure_with(
+            &nindub_bench("layer_stream"),
+            "nindub",
+            "stream.txt",
+            &[("NINDUB_BENCH_OUT", dir.as_os_str())],
+        )?;
     }
     Ok(())
 }

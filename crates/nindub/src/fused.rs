@@ -13,10 +13,6 @@
 //! ([`crate::llama`]) stays the reference, and serves prompts, training
 //! and GPUs.
 
-use std::cell::RefCell;
-use std::fs::File;
-use std::io::BufReader;
-
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
@@ -25,6 +21,10 @@ use crate::arch::Architecture;
 use crate::error::{Error, Result, ctx};
 use crate::gguf::GgufFile;
 use crate::placement::{self, Demand, Placement};
+pub use crate::profile::Profile;
+use crate::profile::lap;
+use crate::source::{ModelSource, Range};
+use crate::stream::{StreamOptions, StreamStats, StreamedLayer, Streamer};
 
 /// Values per quantization block (all three formats).
 pub const QK: usize = 32;
@@ -56,13 +56,24 @@ pub struct QMatrix {
     pub format: Format,
     pub rows: usize,
     pub cols: usize,
-    data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
 }
 
 impl QMatrix {
     /// Takes a GGUF tensor's blocks as they are.
     pub fn from_qtensor(name: &str, q: &QTensor) -> Result<Self> {
-        let format = match q.dtype() {
+        let data = ctx(&format!("reading the blocks of `{name}`"), q.data())?.into_owned();
+        Self::from_blocks(name, q.dtype(), q.shape().dims(), data)
+    }
+
+    /// Takes blocks read straight from a file (no copy).
+    pub fn from_blocks(
+        name: &str,
+        dtype: GgmlDType,
+        dims: &[usize],
+        data: Vec<u8>,
+    ) -> Result<Self> {
+        let format = match dtype {
             GgmlDType::Q4_0 => Format::Q4_0,
             GgmlDType::Q4_1 => Format::Q4_1,
             GgmlDType::Q8_0 => Format::Q8_0,
@@ -73,7 +84,7 @@ impl QMatrix {
                 ));
             }
         };
-        let (rows, cols) = match q.shape().dims() {
+        let (rows, cols) = match dims {
             &[r, c] => (r, c),
             d => {
                 return Err(Error::invalid(
@@ -82,7 +93,6 @@ impl QMatrix {
                 ));
             }
         };
-        let data = ctx(&format!("reading the blocks of `{name}`"), q.data())?.into_owned();
         if cols % QK != 0 || data.len() != rows * cols / QK * format.block_bytes() {
             return Err(Error::invalid(
                 "fused decode path",
@@ -412,7 +422,7 @@ mod avx2 {
 // ANCHOR_END: avx2
 
 /// A layer's seven matrices.
-struct Weights {
+pub(crate) struct Weights {
     wq: QMatrix,
     wk: QMatrix,
     wv: QMatrix,
@@ -434,7 +444,22 @@ const MATRICES: [&str; 7] = [
 ];
 
 impl Weights {
-    fn all_mut(&mut self) -> [&mut QMatrix; 7] {
+    pub(crate) fn bytes(&self) -> usize {
+        [
+            &self.wq,
+            &self.wk,
+            &self.wv,
+            &self.wo,
+            &self.w_gate,
+            &self.w_up,
+            &self.w_down,
+        ]
+        .iter()
+        .map(|m| m.bytes())
+        .sum()
+    }
+
+    pub(crate) fn all_mut(&mut self) -> [&mut QMatrix; 7] {
         [
             &mut self.wq,
             &mut self.wk,
@@ -452,41 +477,12 @@ struct Layer {
     ffn_norm: Vec<f32>,
     /// `None`: streamed from the file for every token.
     weights: Option<Weights>,
-    /// Where each matrix's blocks lie in the file: (offset, bytes).
-    ranges: [(u64, usize); 7],
+    /// Where each matrix's blocks lie in the model's files.
+    ranges: [Range; 7],
     /// Keys and values of every cached position, `[pos][kv_heads·head_dim]`.
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
 }
-
-// ANCHOR: stream
-/// A streamed layer's matrices, read into the staging buffers.
-fn stream_in<'a>(
-    file: &mut Option<File>,
-    ranges: &[(u64, usize); 7],
-    staging: &'a mut Option<Weights>,
-) -> Result<&'a Weights> {
-    use std::io::{Read, Seek, SeekFrom};
-    let (Some(file), Some(w)) = (file.as_mut(), staging.as_mut()) else {
-        return Err(Error::invalid(
-            "fused decode path",
-            "a streamed layer without its file",
-        ));
-    };
-    for (m, &(offset, len)) in w.all_mut().into_iter().zip(ranges) {
-        if m.data.len() != len {
-            return Err(Error::invalid(
-                "fused decode path",
-                "streamed layers differ in shape or format; place them all resident",
-            ));
-        }
-        file.seek(SeekFrom::Start(offset))
-            .and_then(|_| file.read_exact(&mut m.data))
-            .map_err(|e| Error::io("the model file (streaming a layer)", e))?;
-    }
-    Ok(w)
-}
-// ANCHOR_END: stream
 
 /// Buffers for one token, allocated once.
 struct Scratch {
@@ -507,39 +503,6 @@ struct Scratch {
     logits: Vec<f32>,
 }
 
-/// Where one token's time goes: seconds per operation, summed over the
-/// tokens stepped while profiling was on.
-#[derive(Debug, Clone, Default)]
-pub struct Profile {
-    pub tokens: usize,
-    /// (operation, seconds), in the order of the forward pass.
-    pub ops: Vec<(&'static str, f64)>,
-}
-
-impl Profile {
-    fn add(&mut self, op: &'static str, secs: f64) {
-        match self.ops.iter_mut().find(|(o, _)| *o == op) {
-            Some((_, s)) => *s += secs,
-            None => self.ops.push((op, secs)),
-        }
-    }
-
-    /// Milliseconds per token of each operation.
-    pub fn per_token_ms(&self) -> Vec<(&'static str, f64)> {
-        let n = self.tokens.max(1) as f64;
-        self.ops.iter().map(|(o, s)| (*o, s * 1e3 / n)).collect()
-    }
-}
-
-/// Charges the time since the last lap to `op`, when profiling.
-fn lap(profile: &mut Option<Profile>, last: &mut std::time::Instant, op: &'static str) {
-    if let Some(p) = profile {
-        let now = std::time::Instant::now();
-        p.add(op, (now - *last).as_secs_f64());
-        *last = now;
-    }
-}
-
 /// A Llama GGUF, held for the fused decode path.
 pub struct FusedLlama {
     pub arch: Architecture,
@@ -554,13 +517,32 @@ pub struct FusedLlama {
     inv_freq: Vec<f32>,
     pos: usize,
     s: Scratch,
-    /// The file streamed layers are read from, and their staging buffers.
-    file: Option<File>,
-    staging: Option<Weights>,
+    /// The staging buffers of the streamed layers and their reader.
+    streamer: Option<Streamer>,
+    /// Forward passes run (prompts and tokens).
+    passes: usize,
     /// Where the weights are held.
     pub placement: Placement,
     /// Set to `Some` to time every operation of [`FusedLlama::step`].
     pub profile: Option<Profile>,
+    /// Called after every layer of every pass (progress, timelines).
+    pub observer: Option<Observer>,
+}
+
+/// Sees every layer of every pass.
+pub type Observer = Box<dyn FnMut(&LayerEvent) + Send>;
+
+/// What the engine reports after each layer.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerEvent {
+    /// The forward pass (0 = the first prompt or token).
+    pub pass: usize,
+    pub layer: usize,
+    pub layers: usize,
+    /// Read from storage for this pass (rather than resident).
+    pub streamed: bool,
+    /// Streaming so far.
+    pub stats: StreamStats,
 }
 
 impl FusedLlama {
@@ -572,19 +554,29 @@ impl FusedLlama {
 
     /// The same, within `budget` bytes (KV cache for `context` positions
     /// and activations included) when one is given: the layers that do
-    /// not fit are streamed from the file for every token ([`placement`]).
+    /// not fit are streamed from the file for every token ([`placement`]),
+    /// with prefetch.
     pub fn with_budget(file: &GgufFile, budget: Option<u64>, context: usize) -> Result<Self> {
-        let arch = file.architecture()?;
-        let (eps, base) = crate::llama::norm_eps_and_rope_base(file);
-        let reader = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
-        let reader = RefCell::new(BufReader::new(reader));
-        let qtensor = |name: &str| {
-            ctx(
-                &format!("loading tensor `{name}` from {}", file.path.display()),
-                file.content
-                    .tensor(&mut *reader.borrow_mut(), name, &Device::Cpu),
-            )
+        let source = ModelSource::from_files(file.path.clone(), vec![GgufFile::open(&file.path)?])?;
+        let opts = StreamOptions {
+            budget,
+            context,
+            ..Default::default()
         };
+        Self::open(&source, &opts)
+    }
+
+    // ANCHOR: open
+    /// Opens a model (one GGUF or a shard directory) within the budget of
+    /// `opts`: places the layers, loads the resident ones, allocates the
+    /// staging buffers of the streamed ones and starts their reader.
+    pub fn open(source: &ModelSource, opts: &StreamOptions) -> Result<Self> {
+        let arch = source.architecture()?;
+        let (eps, base) = crate::llama::norm_eps_and_rope_base(source.base());
+        let demand = demand(source, opts.context)?;
+        let buffers = if opts.prefetch { 2 } else { 1 };
+        let placement = placement::plan(&demand, opts.budget.unwrap_or(u64::MAX), buffers)?;
+        // ANCHOR_END: open
         let (d, f) = (arch.hidden_size as usize, arch.intermediate_size as usize);
         let hd = arch.head_dim as usize;
         let (q_out, kv_out) = (
@@ -592,7 +584,8 @@ impl FusedLlama {
             arch.num_kv_heads as usize * hd,
         );
         let matrix = |name: &str, rows: usize, cols: usize| -> Result<QMatrix> {
-            let m = QMatrix::from_qtensor(name, &qtensor(name)?)?;
+            let (dtype, dims, blocks) = source.read(name)?;
+            let m = QMatrix::from_blocks(name, dtype, &dims, blocks)?;
             if (m.rows, m.cols) != (rows, cols) {
                 return Err(Error::invalid(
                     "model weights",
@@ -607,16 +600,11 @@ impl FusedLlama {
         let vector = |name: &str| -> Result<Vec<f32>> {
             ctx(
                 name,
-                qtensor(name)?
+                source
+                    .qtensor(name)?
                     .dequantize(&Device::Cpu)
                     .and_then(|t| t.flatten_all()?.to_vec1::<f32>()),
             )
-        };
-        let layer_ranges = |l: u64| tensor_ranges(file, l);
-        let demand = demand(file, context)?;
-        let placement = match budget {
-            Some(b) => placement::plan(&demand, b)?,
-            None => placement::plan(&demand, u64::MAX)?,
         };
         let load = |l: u64| -> Result<Weights> {
             let name = |n: &str| format!("blk.{l}.{n}.weight");
@@ -631,25 +619,35 @@ impl FusedLlama {
             })
         };
         let mut layers = Vec::with_capacity(arch.num_layers as usize);
+        let mut order = vec![];
         for l in 0..arch.num_layers {
             let name = |n: &str| format!("blk.{l}.{n}.weight");
             let resident = placement.resident.contains(&(l as usize));
+            let ranges = tensor_ranges(source, l)?;
+            if !resident {
+                order.push(StreamedLayer {
+                    layer: l as usize,
+                    ranges,
+                });
+            }
             layers.push(Layer {
                 attn_norm: vector(&name("attn_norm"))?,
                 ffn_norm: vector(&name("ffn_norm"))?,
                 weights: if resident { Some(load(l)?) } else { None },
-                ranges: layer_ranges(l)?,
-                k_cache: Vec::with_capacity(context * kv_out),
-                v_cache: Vec::with_capacity(context * kv_out),
+                ranges,
+                k_cache: Vec::with_capacity(opts.context * kv_out),
+                v_cache: Vec::with_capacity(opts.context * kv_out),
             });
         }
         // The first streamed layer gives the staging buffers their shapes.
-        let staging = match placement.streamed.first() {
-            Some(&l) => Some(load(l as u64)?),
-            None => None,
-        };
-        let file_handle = match staging {
-            Some(_) => Some(File::open(&file.path).map_err(|e| Error::io(&file.path, e))?),
+        let streamer = match order.first() {
+            Some(first) => {
+                let buffers = (0..buffers)
+                    .map(|_| load(first.layer as u64))
+                    .collect::<Result<Vec<_>>>()?;
+                let paths = source.files.iter().map(|f| f.path.clone()).collect();
+                Some(Streamer::new(paths, order, buffers, opts.cold))
+            }
             None => None,
         };
         let embedding = matrix("token_embd.weight", arch.vocab_size as usize, d)?;
@@ -689,11 +687,17 @@ impl FusedLlama {
             inv_freq,
             pos: 0,
             s,
-            file: file_handle,
-            staging,
+            streamer,
+            passes: 0,
             placement,
             profile: None,
+            observer: None,
         })
+    }
+
+    /// What streaming has cost so far (zeros when every layer is resident).
+    pub fn stream_stats(&self) -> StreamStats {
+        self.streamer.as_ref().map(|s| s.stats).unwrap_or_default()
     }
 
     /// Bytes of weights read per token (resident or streamed).
@@ -701,7 +705,7 @@ impl FusedLlama {
         let layers: usize = self
             .layers
             .iter()
-            .map(|l| l.ranges.iter().map(|&(_, b)| b).sum::<usize>())
+            .map(|l| l.ranges.iter().map(|r| r.bytes).sum::<usize>())
             .sum();
         layers + self.output.as_ref().unwrap_or(&self.embedding).bytes()
     }
@@ -751,10 +755,12 @@ impl FusedLlama {
         let mut acts_f: Vec<Activation> = (0..n).map(|_| Activation::new(f)).collect();
         let (mut cos, mut sin) = (vec![0f32; hd / 2], vec![0f32; hd / 2]);
         let mut scores = vec![];
-        for l in &mut self.layers {
+        for i in 0..self.layers.len() {
+            let l = &mut self.layers[i];
+            let mut held = None;
             let w = match &l.weights {
                 Some(w) => w,
-                None => stream_in(&mut self.file, &l.ranges, &mut self.staging)?,
+                None => &*held.insert(take(&mut self.streamer, i)?),
             };
             for ((x, h), a) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)).zip(&mut acts) {
                 rms_norm(x, &l.attn_norm, eps, h);
@@ -810,8 +816,11 @@ impl FusedLlama {
             }
             w.w_down.matmul(&acts_f, &mut o);
             add(&mut x, &o);
+            let at = (self.passes, i, self.layers.len());
+            done(&mut self.streamer, &mut self.observer, held, at);
         }
         self.pos += n;
+        self.passes += 1;
         let s = &mut self.s;
         rms_norm(&x[(n - 1) * d..], &self.norm, eps, &mut s.h);
         s.act_d.quantize(&s.h);
@@ -839,10 +848,12 @@ impl FusedLlama {
         self.embedding.dequantize_row(token as usize, &mut s.x);
         angles(&self.inv_freq, pos, &mut s.cos, &mut s.sin);
         lap(prof, &mut t, "embedding row");
-        for l in &mut self.layers {
+        let n_layers = self.layers.len();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let mut held = None;
             let w = match &l.weights {
                 Some(w) => w,
-                None => stream_in(&mut self.file, &l.ranges, &mut self.staging)?,
+                None => &*held.insert(take(&mut self.streamer, i)?),
             };
             lap(prof, &mut t, "streaming layers in");
             // Attention.
@@ -892,6 +903,8 @@ impl FusedLlama {
             w.w_down.matvec(&s.act_f, &mut s.o);
             add(&mut s.x, &s.o);
             lap(prof, &mut t, "down");
+            let at = (self.passes, i, n_layers);
+            done(&mut self.streamer, &mut self.observer, held, at);
         }
         rms_norm(&s.x, &self.norm, eps, &mut s.h);
         s.act_d.quantize(&s.h);
@@ -904,41 +917,62 @@ impl FusedLlama {
             p.tokens += 1;
         }
         self.pos += 1;
+        self.passes += 1;
         Ok(&s.logits)
     }
     // ANCHOR_END: step
 }
 
-/// Where a tensor's blocks lie in the file: (offset, bytes), from the
-/// header alone.
-fn tensor_range(file: &GgufFile, name: &str) -> Result<(u64, usize)> {
-    let info = file
-        .content
-        .tensor_infos
-        .get(name)
-        .ok_or_else(|| Error::Metadata {
-            path: file.path.clone(),
-            field: name.to_string(),
-            reason: "the tensor is missing".into(),
-        })?;
-    let dtype = info.ggml_dtype;
-    let bytes = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
-    Ok((file.content.tensor_data_offset + info.offset, bytes))
+/// Layer `layer`'s weights from the streamer.
+fn take(streamer: &mut Option<Streamer>, layer: usize) -> Result<Weights> {
+    match streamer {
+        Some(s) => s.take(layer),
+        None => Err(Error::invalid(
+            "fused decode path",
+            format!("layer {layer} is streamed but there is no streamer"),
+        )),
+    }
+}
+
+/// Gives a streamed layer's buffer back and reports the layer done.
+fn done(
+    streamer: &mut Option<Streamer>,
+    observer: &mut Option<Observer>,
+    held: Option<Weights>,
+    (pass, layer, layers): (usize, usize, usize),
+) {
+    let streamed = held.is_some();
+    if let (Some(w), Some(s)) = (held, streamer.as_mut()) {
+        s.give_back(w);
+    }
+    if let Some(o) = observer {
+        o(&LayerEvent {
+            pass,
+            layer,
+            layers,
+            streamed,
+            stats: streamer.as_ref().map(|s| s.stats).unwrap_or_default(),
+        });
+    }
 }
 
 /// Layer `l`'s seven matrices' ranges, in [`Weights`] order.
-fn tensor_ranges(file: &GgufFile, l: u64) -> Result<[(u64, usize); 7]> {
-    let mut r = [(0, 0); 7];
+fn tensor_ranges(source: &ModelSource, l: u64) -> Result<[Range; 7]> {
+    let mut r = [Range {
+        file: 0,
+        offset: 0,
+        bytes: 0,
+    }; 7];
     for (slot, m) in r.iter_mut().zip(MATRICES) {
-        *slot = tensor_range(file, &format!("blk.{l}.{m}.weight"))?;
+        *slot = source.range(&format!("blk.{l}.{m}.weight"))?;
     }
     Ok(r)
 }
 
 /// What the fused path must place for `context` positions, in bytes, read
 /// from the GGUF header without loading a weight.
-pub fn demand(file: &GgufFile, context: usize) -> Result<Demand> {
-    let arch = file.architecture()?;
+pub fn demand(source: &ModelSource, context: usize) -> Result<Demand> {
+    let arch = source.architecture()?;
     let (d, f) = (arch.hidden_size as usize, arch.intermediate_size as usize);
     let hd = arch.head_dim as usize;
     let (q_out, kv_out) = (
@@ -946,23 +980,32 @@ pub fn demand(file: &GgufFile, context: usize) -> Result<Demand> {
         arch.num_kv_heads as usize * hd,
     );
     let mut demand = Demand {
-        fixed: tensor_range(file, "token_embd.weight")?.1 as u64,
+        fixed: source.range("token_embd.weight")?.bytes as u64,
         layers: vec![],
         kv_cache: (context * arch.num_layers as usize * 2 * kv_out * 4) as u64,
-        // The step's buffers (f32) and its quantized activations, and the logits.
-        activations: (4 * (4 * d + 3 * q_out + 2 * kv_out + 2 * f)
-            + d
-            + f
-            + 4 * arch.vocab_size as usize) as u64,
+        activations: activation_bytes(
+            d as u64,
+            f as u64,
+            q_out as u64,
+            kv_out as u64,
+            arch.vocab_size,
+        ),
     };
     if !arch.tied_embeddings {
-        demand.fixed += tensor_range(file, "output.weight")?.1 as u64;
+        demand.fixed += source.range("output.weight")?.bytes as u64;
     }
     for l in 0..arch.num_layers {
-        let r = tensor_ranges(file, l)?;
-        demand.layers.push(r.iter().map(|&(_, b)| b as u64).sum());
+        let r = tensor_ranges(source, l)?;
+        demand.layers.push(r.iter().map(|r| r.bytes as u64).sum());
     }
     Ok(demand)
+}
+
+/// The buffers of one step (f32), its quantized activations and the
+/// logits, in bytes, for a model of hidden size `d`, MLP width `f`, `q_out`
+/// query and `kv_out` key (or value) features, and `vocab` tokens.
+pub fn activation_bytes(d: u64, f: u64, q_out: u64, kv_out: u64, vocab: u64) -> u64 {
+    4 * (4 * d + 3 * q_out + 2 * kv_out + 2 * f) + d + f + 4 * vocab
 }
 
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {

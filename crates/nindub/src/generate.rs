@@ -98,16 +98,18 @@ impl Generation {
 pub struct Generator {
     pub model: Llama,
     pub tokenizer: GgufTokenizer,
-    /// When set, cached decoding runs on the fused CPU path
-    /// ([`Generator::use_fused`]); the candle model stays the reference
-    /// (and serves the no-cache mode).
+    /// When set, cached decoding runs on the fused CPU path: the default
+    /// for a GGUF on the CPU whose matrices it reads (Q4_0, Q4_1, Q8_0).
+    /// The candle model stays the reference (and serves the no-cache mode
+    /// and GPUs); set this to `None` to decode with candle.
     pub fused: Option<FusedLlama>,
 }
 
 impl Generator {
     /// Loads a model onto `device`: a GGUF file, or a directory holding
     /// `model.safetensors`, `config.json` and `tokenizer.json` (a student
-    /// saved by the Transfer of Wisdom).
+    /// saved by the Transfer of Wisdom). A GGUF on the CPU decodes on the
+    /// fused path when its formats allow, on candle's otherwise.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         if path.is_dir() {
             let config = crate::student::Student::read_config(path)?;
@@ -122,10 +124,16 @@ impl Generator {
             });
         }
         let file = GgufFile::open(path)?;
+        // A format the fused kernels do not read (F16, K-quants...) leaves
+        // decoding to candle, which reads them all.
+        let fused = match device {
+            Device::Cpu => FusedLlama::from_gguf(&file).ok(),
+            _ => None,
+        };
         Ok(Generator {
             tokenizer: GgufTokenizer::from_gguf(&file)?,
             model: Llama::from_gguf(&file, device)?,
-            fused: None,
+            fused,
         })
     }
 

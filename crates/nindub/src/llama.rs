@@ -29,6 +29,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use crate::arch::{Architecture, Family};
 use crate::error::{Error, Result, ctx};
 use crate::gguf::GgufFile;
+use crate::profile::{Profile, lap};
 
 struct Layer {
     attn_norm: Tensor,
@@ -81,6 +82,9 @@ pub struct Llama {
     eps: f64,
     /// Positions already in the KV cache.
     pos: usize,
+    /// Set to `Some` to time every operation of [`Llama::forward`] (one
+    /// token at a time: the profile is per forward call).
+    pub profile: Option<Profile>,
 }
 
 impl Llama {
@@ -246,6 +250,7 @@ impl Llama {
             sin,
             eps,
             pos: 0,
+            profile: None,
         })
     }
 
@@ -273,6 +278,8 @@ impl Llama {
             ));
         }
         let n = tokens.len();
+        let prof = &mut self.profile;
+        let mut t = std::time::Instant::now();
         let ids = ctx("token ids", Tensor::new(tokens, &self.device))?;
         let mut x = ctx("embedding lookup", self.embedding.index_select(&ids, 0))?; // [n, d]
         let mut hidden_states = vec![];
@@ -292,6 +299,7 @@ impl Llama {
         );
         let cos = ctx("rope", self.cos.narrow(0, self.pos, n))?;
         let sin = ctx("rope", self.sin.narrow(0, self.pos, n))?;
+        lap(prof, &mut t, "embedding row");
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let want_attn = opts.attention_of_layer == Some(i);
             let op = |what: &str| format!("layer {i}: {what}");
@@ -300,6 +308,7 @@ impl Llama {
                 &op("attention norm"),
                 candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps as f32),
             )?;
+            lap(prof, &mut t, "RMSNorm");
             let split = |t: Tensor, nh: usize| -> candle_core::Result<Tensor> {
                 t.reshape((1, n, nh, hd))?.transpose(1, 2)?.contiguous()
             };
@@ -312,6 +321,7 @@ impl Llama {
                 &op("V"),
                 layer.wv.forward(&h).and_then(|t| split(t, kv_heads)),
             )?;
+            lap(prof, &mut t, "Q, K, V");
             let q = ctx(
                 &op("rope(Q)"),
                 candle_nn::rotary_emb::rope_i(&q, &cos, &sin),
@@ -358,13 +368,16 @@ impl Llama {
                 &op("merge heads"),
                 y.transpose(1, 2).and_then(|t| t.reshape((n, heads * hd))),
             )?;
+            lap(prof, &mut t, "RoPE + attention");
             let y = ctx(&op("O"), layer.wo.forward(&y))?;
             x = ctx(&op("residual"), x + y)?;
+            lap(prof, &mut t, "O");
             // MLP block (SwiGLU).
             let h = ctx(
                 &op("MLP norm"),
                 candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.eps as f32),
             )?;
+            lap(prof, &mut t, "RMSNorm");
             let gate = ctx(
                 &op("gate"),
                 layer
@@ -373,11 +386,12 @@ impl Llama {
                     .and_then(|g| candle_nn::ops::silu(&g)),
             )?;
             let up = ctx(&op("up"), layer.w_up.forward(&h))?;
-            let y = ctx(
-                &op("down"),
-                (gate * up).and_then(|t| layer.w_down.forward(&t)),
-            )?;
+            lap(prof, &mut t, "gate, up");
+            let y = ctx(&op("SwiGLU"), gate * up)?;
+            lap(prof, &mut t, "SwiGLU");
+            let y = ctx(&op("down"), layer.w_down.forward(&y))?;
             x = ctx(&op("residual"), x + y)?;
+            lap(prof, &mut t, "down");
             if opts.hidden_states {
                 hidden_states.push(x.clone());
             }
@@ -393,6 +407,10 @@ impl Llama {
             candle_nn::ops::rms_norm(&x, &self.norm, self.eps as f32),
         )?;
         let logits = ctx("output head", self.output.forward(&x))?;
+        lap(prof, &mut t, "output head");
+        if let Some(p) = prof {
+            p.tokens += 1;
+        }
         Ok(ForwardOutput {
             logits,
             hidden_states,

@@ -47,6 +47,43 @@ enum Command {
         /// Positions the KV cache must hold.
         #[arg(long, default_value_t = 2048)]
         context: usize,
+        /// One staging buffer instead of two (no prefetch).
+        #[arg(long)]
+        no_prefetch: bool,
+    },
+    /// Run a model within a memory budget, streaming from storage the
+    /// layers that do not fit (NINDUB, the Layer-Streamed Sovereign).
+    Stream(StreamArgs),
+    /// Split a GGUF into per-layer shard files with a manifest of sizes and
+    /// SHA-256 hashes (written atomically, the manifest last).
+    Split {
+        /// A GGUF file or the name of a cached asset.
+        #[arg(long, default_value = "smollm2")]
+        model: String,
+        /// The directory to create (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a synthetic Llama-shaped model with random weights, as shards:
+    /// a preset shape (smollm2-135m, llama-3.2-1b, llama-3.2-3b,
+    /// llama-3-8b), optionally with fewer or more layers.
+    Synth {
+        #[arg(long, default_value = "llama-3-8b")]
+        preset: String,
+        /// Decoder layers (default: the preset's).
+        #[arg(long)]
+        layers: Option<usize>,
+        /// Q4_0, Q4_1 or Q8_0.
+        #[arg(long, default_value = "Q4_0")]
+        format: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The directory to create (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the shape and size without writing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Serve the model over HTTP (The Speaking Stone): an OpenAI-compatible
     /// API with streaming, /health, /metrics, and a web page at /.
@@ -102,6 +139,40 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// A GGUF file, a shard directory (`nindub split`, `nindub synth`) or
+    /// the name of a cached asset.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    /// Bytes the engine may hold (weights, KV cache, activations).
+    #[arg(long, default_value = "4GiB")]
+    budget: bytesize::ByteSize,
+    #[arg(long, default_value = "The Mana Crystal holds")]
+    prompt: String,
+    /// Tokens to generate (greedy).
+    #[arg(long, default_value_t = 16)]
+    max_tokens: usize,
+    /// Read each streamed layer only when it is needed (one staging buffer).
+    #[arg(long)]
+    no_prefetch: bool,
+    /// Also measure the storage read throughput of the model's files and
+    /// print time per token against that IO floor.
+    #[arg(long)]
+    io_floor: bool,
+    /// Read streamed layers from storage every pass, not from the page
+    /// cache (each is dropped from the cache after it is read), as when
+    /// the model is larger than the RAM.
+    #[arg(long)]
+    cold: bool,
+    /// Write the memory timeline and the figures as JSON to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print the figures as JSON on stdout instead of the text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -289,11 +360,12 @@ struct GenerateArgs {
     /// How many candidates --logits prints.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Decode on the fused CPU path (nindub::fused) instead of candle's.
-    #[arg(long)]
-    fused: bool,
+    /// Decode on candle's path instead of the fused CPU path
+    /// (nindub::fused, the default for a GGUF on the CPU).
+    #[arg(long, conflicts_with = "budget")]
+    candle: bool,
     /// A memory budget for the fused path (e.g. 60MB): the layers that do
-    /// not fit are streamed from the file for every token (implies --fused).
+    /// not fit are streamed from the file for every token.
     #[arg(long)]
     budget: Option<bytesize::ByteSize>,
 }
@@ -333,11 +405,22 @@ fn main() -> ExitCode {
         } => bench(&model, prompt_tokens, gen_tokens, runs, peer.as_deref()),
         Command::Chat(args) => run_chat(args),
         Command::Serve(args) => run_serve(args),
+        Command::Stream(args) => run_stream(args),
+        Command::Split { model, out } => split(&model, &out),
+        Command::Synth {
+            preset,
+            layers,
+            format,
+            seed,
+            out,
+            dry_run,
+        } => synth(&preset, layers, &format, seed, &out, dry_run),
         Command::Place {
             model,
             budget,
             context,
-        } => place(&model, budget.as_u64(), context),
+            no_prefetch,
+        } => place(&model, budget.as_u64(), context, !no_prefetch),
         Command::Quantize {
             scheme,
             input,
@@ -567,10 +650,11 @@ fn load_generator(model: &str) -> Result<generate::Generator> {
     let started = std::time::Instant::now();
     let g = generate::Generator::load(&path, &candle_core::Device::Cpu)?;
     eprintln!(
-        "nindub: loaded {} ({} layers) on the CPU in {:.2} s",
+        "nindub: loaded {} ({} layers) on the CPU in {:.2} s; decoding on the {} path",
         path.display(),
         g.model.arch.num_layers,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        if g.fused.is_some() { "fused" } else { "candle" }
     );
     Ok(g)
 }
@@ -611,11 +695,14 @@ fn report(g: &generate::Generation) {
     );
 }
 
-/// The generator the arguments ask for: candle's path, or the fused one
-/// (within a budget, printing where the layers went).
+/// The generator the arguments ask for: the fused path (within a budget,
+/// printing where the layers went), or candle's.
 fn generator_for(args: &GenerateArgs) -> Result<generate::Generator> {
     let mut g = load_generator(&args.model)?;
-    if args.fused || args.budget.is_some() {
+    if args.candle {
+        g.fused = None;
+    }
+    if args.budget.is_some() {
         let context = (g
             .tokenizer
             .encode(args.prompt.as_deref().unwrap_or(""))?
@@ -682,10 +769,172 @@ fn run_chat(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn place(model: &str, budget: u64, context: usize) -> Result<()> {
-    let file = gguf::GgufFile::open(&assets::resolve(model)?)?;
-    let demand = nindub::fused::demand(&file, context)?;
-    let p = nindub::placement::plan(&demand, budget)?;
+fn run_stream(args: StreamArgs) -> Result<()> {
+    use nindub::stream::{self, RunConfig, StreamOptions};
+    let path = assets::resolve(&args.model)?;
+    let source = nindub::source::ModelSource::open(&path)?;
+    let tokenizer = nindub::tokenizer::GgufTokenizer::from_gguf(source.base())
+        .context("the model carries no tokenizer (nindub synth copies SmolLM2's)")?;
+    let prompt = tokenizer.encode(&args.prompt)?;
+    let cfg = RunConfig {
+        opts: StreamOptions {
+            budget: Some(args.budget.as_u64()),
+            context: prompt.len() + args.max_tokens + 1,
+            prefetch: !args.no_prefetch,
+            cold: args.cold,
+        },
+        prompt,
+        max_tokens: args.max_tokens,
+        timeline: args.report.is_some(),
+    };
+    // The live display: one bar per pass, a tick per layer.
+    let bar = nindub::train::progress_bar(0, !args.json, "layer", "layers");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] layer {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (b, max_tokens) = (bar.clone(), args.max_tokens);
+    let started = std::time::Instant::now();
+    let observer = Box::new(move |e: &nindub::fused::LayerEvent| {
+        if e.layer == 0 {
+            b.set_length(e.layers as u64);
+            let what = match e.pass {
+                0 => "prompt".to_string(),
+                n => format!("token {n}/{max_tokens}"),
+            };
+            b.set_message(format!(
+                "{what:>12} · {:.2} GB read · {:.1} s",
+                e.stats.bytes_read as f64 / 1e9,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        b.set_position(e.layer as u64 + 1);
+    });
+    // The storage is measured before and after the run (it varies: other
+    // work, the device's own cache); the faster reading gives the floor,
+    // so the ratio to it is never flattered. The buffer is one layer's
+    // size, as the streamer reads.
+    let throughput = |buffer: usize| -> Result<Option<f64>> {
+        Ok(match args.io_floor {
+            true => Some(stream::read_throughput(&source, buffer, args.cold)?),
+            false => None,
+        })
+    };
+    let layer = nindub::fused::demand(&source, 0)?
+        .layers
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0) as usize;
+    let before = throughput(layer)?;
+    let report = stream::run(&source, &cfg, Some(observer))?;
+    bar.finish_and_clear();
+    let floor = match (before, throughput(layer)?) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    };
+    if let Some(out) = &args.report {
+        let bytes = serde_json::to_vec_pretty(&(&report, floor))?;
+        nindub::fsx::write_atomic(out, &bytes)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&(&report, floor))?);
+        return Ok(());
+    }
+    println!("{}{}", args.prompt, tokenizer.decode(&report.tokens, true)?);
+    let (mb, gb) = (|b: u64| b as f64 / 1e6, |b: u64| b as f64 / 1e9);
+    eprintln!(
+        "nindub: {} ({:.2} GB of weights per token) within {:.2} GB, prefetch {}: {} layers resident, {} streamed ({:.1} MB read per token)",
+        report.model,
+        gb(report.weight_bytes),
+        gb(args.budget.as_u64()),
+        if report.prefetch { "on" } else { "off" },
+        report.resident_layers,
+        report.streamed_layers,
+        mb(report.streamed_per_token)
+    );
+    eprintln!(
+        "nindub: prompt of {} tokens in {:.2} s; {:.3} s per token (median of {})",
+        report.prompt_tokens,
+        report.prompt_secs,
+        report.secs_per_token(),
+        report.token_secs.len()
+    );
+    if let Some(peak) = report.peak_rss {
+        eprintln!(
+            "nindub: accounted {:.1} MB; peak RSS {:.1} MB = {:.3} of the budget",
+            mb(report.accounted),
+            mb(peak),
+            peak as f64 / args.budget.as_u64() as f64
+        );
+    }
+    if let Some(bps) = floor {
+        let io = report.streamed_per_token as f64 / bps;
+        eprintln!(
+            "nindub: read throughput {:.2} GB/s; IO floor {:.3} s per token; time per token {:.2}x the floor",
+            bps / 1e9,
+            io,
+            report.secs_per_token() / io
+        );
+    }
+    Ok(())
+}
+
+fn split(model: &str, out: &std::path::Path) -> Result<()> {
+    let m = nindub::shard::split(&assets::resolve(model)?, out, true)?;
+    println!(
+        "{}: {} layer shards and base.gguf, {:.1} MB, manifest.json written last",
+        out.display(),
+        m.layers.len(),
+        m.total_bytes() as f64 / 1e6
+    );
+    Ok(())
+}
+
+fn synth(
+    preset: &str,
+    layers: Option<usize>,
+    format: &str,
+    seed: u64,
+    out: &std::path::Path,
+    dry_run: bool,
+) -> Result<()> {
+    use candle_core::quantized::GgmlDType;
+    let dtype = match format.to_ascii_uppercase().as_str() {
+        "Q4_0" => GgmlDType::Q4_0,
+        "Q4_1" => GgmlDType::Q4_1,
+        "Q8_0" => GgmlDType::Q8_0,
+        other => anyhow::bail!("format `{other}`: Q4_0, Q4_1 or Q8_0"),
+    };
+    let mut spec = nindub::synth::SynthSpec::preset(preset)?
+        .with_dtype(dtype)
+        .with_seed(seed);
+    if let Some(n) = layers {
+        spec = spec.with_layers(n);
+    }
+    spec.validate()?;
+    println!(
+        "{}: {} layers of {:.1} MB, {:.2} B parameters, {:.2} GB in {format}",
+        spec.name,
+        spec.layers,
+        spec.layer_bytes() as f64 / 1e6,
+        spec.params() as f64 / 1e9,
+        spec.bytes() as f64 / 1e9
+    );
+    if dry_run {
+        return Ok(());
+    }
+    let tokenizer = gguf::GgufFile::open(&assets::smollm2()?)?;
+    nindub::synth::write(&spec, Some(&tokenizer), out, true)?;
+    println!("{}: written (SmolLM2's tokenizer copied in)", out.display());
+    Ok(())
+}
+
+fn place(model: &str, budget: u64, context: usize, prefetch: bool) -> Result<()> {
+    let source = nindub::source::ModelSource::open(&assets::resolve(model)?)?;
+    let file = source.base();
+    let demand = nindub::fused::demand(&source, context)?;
+    let p = nindub::placement::plan(&demand, budget, if prefetch { 2 } else { 1 })?;
     let mb = |b: u64| b as f64 / 1e6;
     println!(
         "{}: {} layers of {:.2} MB; KV cache for {context} positions {:.1} MB; activations {:.1} MB; embedding and head {:.1} MB",
@@ -761,6 +1010,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Prints where one token's time goes.
+fn print_profile(what: &str, p: Option<nindub::profile::Profile>) {
+    let Some(p) = p else { return };
+    let total: f64 = p.per_token_ms().iter().map(|(_, ms)| ms).sum();
+    println!(
+        "{what}, by operation ({} tokens profiled, {total:.2} ms per token):",
+        p.tokens
+    );
+    for (op, ms) in p.per_token_ms() {
+        println!("  {op:<22} {ms:>7.3} ms  {:>5.1} %", 100.0 * ms / total);
+    }
+}
+
 fn bench(
     model: &str,
     prompt_tokens: usize,
@@ -776,6 +1038,8 @@ fn bench(
     );
     let path = assets::resolve(model)?;
     let mut g = load_generator(model)?;
+    // The Ritual's rows measure candle's path; the fused path has its own.
+    g.fused = None;
     // A prompt of real text, cut to the asked length.
     let text = "The quick brown fox jumps over the lazy dog. ".repeat(prompt_tokens);
     let mut prompt = g.tokenizer.encode(&text)?;
@@ -904,16 +1168,17 @@ fn bench(
     for _ in 0..gen_tokens {
         next = nindub::sample::argmax(fused.step(next)?);
     }
-    if let Some(p) = fused.profile.take() {
-        let total: f64 = p.per_token_ms().iter().map(|(_, ms)| ms).sum();
-        println!(
-            "one fused token, by operation ({} tokens profiled, {total:.2} ms per token):",
-            p.tokens
-        );
-        for (op, ms) in p.per_token_ms() {
-            println!("  {op:<22} {ms:>7.3} ms  {:>5.1} %", 100.0 * ms / total);
-        }
+    print_profile("one fused token", fused.profile.take());
+    // The same for candle's path: before fusion.
+    g.model.clear_cache();
+    g.model.forward(&prompt, &Default::default())?;
+    let mut next = prompt[prompt.len() - 1];
+    g.model.profile = Some(Default::default());
+    for _ in 0..gen_tokens {
+        let out = g.model.forward(&[next], &Default::default())?;
+        next = out.logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?;
     }
+    print_profile("one candle token (before fusion)", g.model.profile.take());
     if let Some(peer) = peer {
         let p = PeerSpeed::read(peer)?;
         let same = p.model_sha256 == assets::sha256_file(&path)?

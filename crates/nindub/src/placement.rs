@@ -5,9 +5,10 @@
 //! actually has. The order of the reservations matters: the KV cache and
 //! the activations must exist whatever happens, so they are reserved first;
 //! the embedding and the output head are read for every token and stay;
-//! then, if the layers do not all fit, one staging buffer as large as the
-//! largest layer is set aside for the streamed layers, and as many layers
-//! as still fit stay resident. Every layer is read once per token, so
+//! then, if the layers do not all fit, staging buffers as large as the
+//! largest layer are set aside for the streamed layers (one, or two when
+//! the next layer is prefetched while this one computes), and as many
+//! layers as still fit stay resident. Every layer is read once per token, so
 //! which ones stay does not change the bytes streamed; the first ones stay,
 //! so that streaming the rest can begin while they are computed.
 
@@ -34,8 +35,10 @@ pub struct Placement {
     pub budget: u64,
     /// KV cache + activations + fixed weights.
     pub reserved: u64,
-    /// The buffer a streamed layer is read into (0 when none is streamed).
+    /// The buffers streamed layers are read into (0 when none is streamed).
     pub staging: u64,
+    /// How many staging buffers (2 with prefetch).
+    pub buffers: u64,
     pub resident: Vec<usize>,
     pub streamed: Vec<usize>,
     /// Bytes held in all.
@@ -45,8 +48,9 @@ pub struct Placement {
 }
 
 // ANCHOR: plan
-/// Places `demand` in `budget` bytes, or says why it cannot.
-pub fn plan(demand: &Demand, budget: u64) -> Result<Placement> {
+/// Places `demand` in `budget` bytes, with `buffers` staging buffers for
+/// the streamed layers, or says why it cannot.
+pub fn plan(demand: &Demand, budget: u64, buffers: u64) -> Result<Placement> {
     let reserved = demand.kv_cache + demand.activations + demand.fixed;
     let all: u64 = demand.layers.iter().sum();
     if reserved + all <= budget {
@@ -54,19 +58,29 @@ pub fn plan(demand: &Demand, budget: u64) -> Result<Placement> {
             budget,
             reserved,
             staging: 0,
+            buffers: 0,
             resident: (0..demand.layers.len()).collect(),
             streamed: vec![],
             used: reserved + all,
             streamed_per_token: 0,
         });
     }
-    let staging = demand.layers.iter().copied().max().unwrap_or(0);
+    let buffers = buffers.max(1);
+    let (largest, layer) = demand
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| (b, i))
+        .max_by_key(|&(b, i)| (b, std::cmp::Reverse(i)))
+        .unwrap_or((0, 0));
+    let staging = buffers * largest;
     if reserved + staging > budget {
         return Err(Error::invalid(
             "memory budget",
             format!(
                 "{budget} bytes cannot hold the KV cache and activations ({}), the embedding and \
-                 output head ({}) and one layer to stream through ({staging}): at least {} bytes are needed",
+                 output head ({}) and {buffers} staging buffer(s) for the largest layer \
+                 (layer {layer}, {largest} bytes): the minimum budget is {} bytes",
                 demand.kv_cache + demand.activations,
                 demand.fixed,
                 reserved + staging
@@ -89,6 +103,7 @@ pub fn plan(demand: &Demand, budget: u64) -> Result<Placement> {
         budget,
         reserved,
         staging,
+        buffers,
         resident,
         streamed,
         used,
@@ -102,10 +117,12 @@ impl std::fmt::Display for Placement {
         let mb = |b: u64| b as f64 / 1e6;
         writeln!(
             f,
-            "budget {:.1} MB: reserved {:.1} MB (KV cache, activations, embedding and head), staging {:.1} MB, used {:.1} MB",
+            "budget {:.1} MB: reserved {:.1} MB (KV cache, activations, embedding and head), staging {:.1} MB ({} buffer{}), used {:.1} MB",
             mb(self.budget),
             mb(self.reserved),
             mb(self.staging),
+            self.buffers,
+            if self.buffers == 1 { "" } else { "s" },
             mb(self.used)
         )?;
         write!(
@@ -133,19 +150,35 @@ mod tests {
 
     #[test]
     fn everything_fits_or_some_layers_stream_or_it_is_refused() {
-        let all = plan(&demand(), 100).unwrap();
+        let all = plan(&demand(), 100, 1).unwrap();
         assert_eq!(
             (all.resident.len(), all.streamed.len(), all.used),
             (6, 0, 100)
         );
-        let some = plan(&demand(), 75).unwrap();
+        let some = plan(&demand(), 75, 1).unwrap();
         // 40 reserved + 10 staging leaves 25: two layers stay.
         assert_eq!(some.resident, vec![0, 1]);
         assert_eq!(some.streamed, vec![2, 3, 4, 5]);
         assert_eq!((some.used, some.streamed_per_token), (70, 40));
-        let none = plan(&demand(), 50).unwrap();
+        let none = plan(&demand(), 50, 1).unwrap();
         assert!(none.resident.is_empty() && none.streamed.len() == 6);
-        let e = plan(&demand(), 49).unwrap_err().to_string();
-        assert!(e.contains("at least 50 bytes"), "{e}");
+        let e = plan(&demand(), 49, 1).unwrap_err().to_string();
+        assert!(e.contains("minimum budget is 50 bytes"), "{e}");
+    }
+
+    #[test]
+    fn prefetch_needs_a_second_buffer_and_the_error_names_the_largest_layer() {
+        let mut d = demand();
+        d.layers[3] = 12;
+        // 40 reserved + 2 × 12 staging = 64 leaves 11: one layer stays.
+        let p = plan(&d, 75, 2).unwrap();
+        assert_eq!((p.staging, p.buffers), (24, 2));
+        assert_eq!(p.resident, vec![0]);
+        assert!(p.used <= 75);
+        let e = plan(&d, 63, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("layer 3, 12 bytes") && e.contains("minimum budget is 64 bytes"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,3 @@
+//! Part III · Archmage.
+
+pub mod nindub;

@@ -29,6 +29,7 @@ SCREENSHOT_PAGES = [
     "apprentice/alchemy-of-compression.html",
     "apprentice/transfer-of-wisdom.html",
     "apprentice/speaking-stone.html",
+    "archmage/nindub.html",
     "preamble/pillars.html",
 ]
 

@@ -25,6 +25,9 @@ fn the_ritual_is_greedy_llama_cpp_and_the_cache_changes_nothing() {
     let prompt: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
     let expected: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
     let mut g = generator();
+    // A GGUF on the CPU decodes on the fused path (cached); the no-cache
+    // mode below runs candle's: the two agree with llama.cpp.
+    assert!(g.fused.is_some(), "the fused path is the CPU default");
     let with_cache = g.generate(&prompt, &greedy(12), |_| true).unwrap();
     assert_eq!(with_cache.tokens, expected[..12]);
     let without = g

@@ -82,8 +82,12 @@ fn exported_gguf_round_trips_through_candle_and_our_engine() {
         .collect();
     assert!(types.iter().filter(|t| t.as_str() == "Q4_1").count() > 200);
 
+    // candle's path is the reference here: the fused path also quantizes
+    // the activations to 8 bits, which moves near-ties between candidates,
+    // not the export's fidelity.
     let greedy = |path: &std::path::Path| {
         let mut g = Generator::load(path, &Device::Cpu).unwrap();
+        g.fused = None;
         let ids = g.tokenizer.encode("The capital of France is").unwrap();
         let cfg = GenerateConfig {
             sampling: SamplingConfig::greedy(),

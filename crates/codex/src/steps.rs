@@ -94,52 +94,36 @@ pub fn models() -> Result<()> {
     )
 }
 
-/// One generated output of the CLI: the file, and the `nindub` arguments.
-const CLI_OUTPUTS: &[(&str, &[&str])] = &[
-    (
-        "cantrip-and-ritual/generate-logits.txt",
-        &[
-            "generate",
-            "--model",
-            "smollm2",
-            "--chat-template",
-            "--prompt",
-            "What is the capital of France?",
-            "--temperature",
-            "0",
-            "--repeat-penalty",
-            "1",
-            "--max-tokens",
-            "12",
-            "--logits",
-            "--top",
-            "3",
-        ],
-    ),
+/// Greedy generation with the top candidates at each step (the Cantrip).
+const GENERATE_LOGITS: &[&str] = &[
+    "generate",
+    "--model",
+    "smollm2",
+    "--chat-template",
+    "--prompt",
+    "What is the capital of France?",
+    "--temperature",
+    "0",
+    "--repeat-penalty",
+    "1",
+    "--max-tokens",
+    "12",
+    "--logits",
+    "--top",
+    "3",
+];
+
+/// One generated output of the CLI: the file, and the `nindub` arguments
+/// (pieces joined in order).
+const CLI_OUTPUTS: &[(&str, &[&[&str]])] = &[
+    ("cantrip-and-ritual/generate-logits.txt", &[GENERATE_LOGITS]),
     (
         "cantrip-and-ritual/generate-logits-candle.txt",
-        &[
-            "generate",
-            "--model",
-            "smollm2",
-            "--chat-template",
-            "--prompt",
-            "What is the capital of France?",
-            "--temperature",
-            "0",
-            "--repeat-penalty",
-            "1",
-            "--max-tokens",
-            "12",
-            "--logits",
-            "--top",
-            "3",
-            "--candle",
-        ],
+        &[GENERATE_LOGITS, &["--candle"]],
     ),
     (
         "cantrip-and-ritual/budget-80mb.txt",
-        &[
+        &[&[
             "place",
             "--model",
             "smollm2",
@@ -147,23 +131,23 @@ const CLI_OUTPUTS: &[(&str, &[&str])] = &[
             "80MB",
             "--context",
             "512",
-        ],
+        ]],
     ),
     (
         "alchemy-of-compression/quantize-minilm.txt",
-        &["quantize", "--scheme", "int8-channel", "minilm"],
+        &[&["quantize", "--scheme", "int8-channel", "minilm"]],
     ),
     (
         "mana-crystal/estimate-llama-3-8b.txt",
-        &["estimate", "--preset", "llama-3-8b", "--context", "8192"],
+        &[&["estimate", "--preset", "llama-3-8b", "--context", "8192"]],
     ),
     (
         "mana-crystal/estimate-smollm2.txt",
-        &["estimate", "--model", "smollm2"],
+        &[&["estimate", "--model", "smollm2"]],
     ),
     (
         "mana-crystal/estimate-minilm.txt",
-        &[
+        &[&[
             "estimate",
             "--model",
             "minilm",
@@ -171,7 +155,7 @@ const CLI_OUTPUTS: &[(&str, &[&str])] = &[
             "256",
             "--precision",
             "f32,f16,int8",
-        ],
+        ]],
     ),
 ];
 
@@ -219,10 +203,11 @@ pub fn results(check: bool) -> Result<()> {
         )?;
     }
     let home = std::env::var("HOME").unwrap_or_default();
-    for (file, args) in CLI_OUTPUTS {
+    for (file, pieces) in CLI_OUTPUTS {
+        let args = pieces.concat();
         let out = cargo()
             .args(["run", "--quiet", "-p", "nindub", "--bin", "nindub", "--"])
-            .args(*args)
+            .args(&args)
             .output()
             .context("running nindub")?;
         if !out.status.success() {

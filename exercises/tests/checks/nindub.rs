@@ -1,22 +1,10 @@
+use super::Lcg;
 use exercises::archmage::nindub as nd;
 
 /// Equal within a relative 1e-12 (infinities must match exactly; NaN never
 /// passes).
 fn near(a: f64, b: f64) -> bool {
     a == b || (a - b).abs() <= 1e-12 * b.abs()
-}
-
-/// Deterministic pseudo-random numbers in [0, 1) (no RNG crate needed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 const GIB: u64 = 1 << 30;
@@ -220,12 +208,12 @@ pub fn layers_that_fit() {
     // Invariants on many pseudo-random cases, around the interesting budgets.
     let mut rng = Lcg(42);
     for _ in 0..300 {
-        let n = (rng.next() * 8.0) as usize;
-        let layers: Vec<u64> = (0..n).map(|_| 1 + (rng.next() * 50.0) as u64).collect();
-        let reserved = (rng.next() * 40.0) as u64;
-        let prefetch = rng.next() < 0.5;
+        let n = (rng.unit() * 8.0) as usize;
+        let layers: Vec<u64> = (0..n).map(|_| 1 + (rng.unit() * 50.0) as u64).collect();
+        let reserved = (rng.unit() * 40.0) as u64;
+        let prefetch = rng.unit() < 0.5;
         let all = reserved + layers.iter().sum::<u64>();
-        let budget = (rng.next() * (all + 20) as f64) as u64;
+        let budget = (rng.unit() * (all + 20) as f64) as u64;
         fits_consistently(budget, reserved, &layers, prefetch);
     }
 }
@@ -283,9 +271,9 @@ pub fn prefetch_schedule() {
     // Pseudo-random layers in the two regimes, and the bounds in between.
     let mut rng = Lcg(7);
     for case in 0..200 {
-        let n = 1 + (rng.next() * 12.0) as usize;
-        let mut read: Vec<f64> = (0..n).map(|_| 0.01 + rng.next()).collect();
-        let mut compute: Vec<f64> = (0..n).map(|_| 0.01 + rng.next()).collect();
+        let n = 1 + (rng.unit() * 12.0) as usize;
+        let mut read: Vec<f64> = (0..n).map(|_| 0.01 + rng.unit()).collect();
+        let mut compute: Vec<f64> = (0..n).map(|_| 0.01 + rng.unit()).collect();
         match case % 3 {
             0 => read.iter_mut().for_each(|r| *r += 1.0), // every read ≥ every compute
             1 => compute.iter_mut().for_each(|c| *c += 1.0), // the other way

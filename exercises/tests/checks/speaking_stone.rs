@@ -1,3 +1,4 @@
+use super::Lcg;
 use exercises::apprentice::speaking_stone as ss;
 use nindub::serve::auth::ApiKey;
 use nindub::serve::protocol::{Limits, parse_completion};
@@ -504,21 +505,9 @@ pub fn admit() {
 
 // === Trial 4: constant-time comparison ===
 
-/// A tiny deterministic generator (a 64-bit LCG: no RNG crate needed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// `n` pseudo-random bytes.
+fn bytes(rng: &mut Lcg, n: usize) -> Vec<u8> {
+    (0..n).map(|_| (rng.step() >> 33) as u8).collect()
 }
 
 fn same_as_eq(a: &[u8], b: &[u8], what: &str) {
@@ -558,14 +547,14 @@ pub fn constant_time_eq() {
     }
     let mut rng = Lcg(2025);
     for n in [1, 2, 7, 16, 32, 33, 100, 1000] {
-        let a = rng.bytes(n);
+        let a = bytes(&mut rng, n);
         same_as_eq(&a, &a.clone(), &format!("{n} equal random bytes"));
         for i in [0, n / 2, n - 1] {
             let mut b = a.clone();
-            b[i] = b[i].wrapping_add(1 + (rng.next() % 255) as u8);
+            b[i] = b[i].wrapping_add(1 + ((rng.step() >> 33) % 255) as u8);
             same_as_eq(&a, &b, &format!("{n} random bytes, byte {i} differs"));
         }
-        let b = rng.bytes(n);
+        let b = bytes(&mut rng, n);
         same_as_eq(&a, &b, &format!("{n} random bytes against {n} others"));
         same_as_eq(
             &a,

@@ -1,3 +1,4 @@
+use super::Lcg;
 use exercises::apprentice::transfer_of_wisdom as tw;
 use ndarray::{Array1, arr1};
 
@@ -5,23 +6,14 @@ const NEG: f32 = f32::NEG_INFINITY;
 const TEMPERATURES: [f32; 4] = [1.0, 2.0, 5.0, 20.0];
 const ALPHAS: [f32; 3] = [0.0, 0.5, 1.0];
 
-/// A tiny deterministic generator (a 64-bit LCG: no RNG crate needed).
-struct Lcg(u64);
+/// Uniform in `[-1, 1)` (24 bits).
+fn signed(rng: &mut Lcg) -> f64 {
+    (rng.step() >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0
+}
 
-impl Lcg {
-    /// Uniform in `[-1, 1)`.
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0
-    }
-
-    /// `n` logits uniform in `[-scale, scale)`.
-    fn logits(&mut self, n: usize, scale: f64) -> Vec<f32> {
-        (0..n).map(|_| (self.next() * scale) as f32).collect()
-    }
+/// `n` logits uniform in `[-scale, scale)`.
+fn logits(rng: &mut Lcg, n: usize, scale: f64) -> Vec<f32> {
+    (0..n).map(|_| (signed(rng) * scale) as f32).collect()
 }
 
 /// The same logits, less their mean.
@@ -165,7 +157,7 @@ pub fn log_softmax_t() {
 
     let mut rng = Lcg(11);
     for (i, n) in [2, 5, 10, 32, 100].into_iter().enumerate() {
-        let z = rng.logits(n, 2.0 + 3.0 * i as f64);
+        let z = logits(&mut rng, n, 2.0 + 3.0 * i as f64);
         for t in [0.5, 1.0, 2.0, 5.0, 20.0] {
             let mine = tw::log_softmax_t(arr1(&z).view(), t);
             let expected = ref_log_softmax(&wide(&z), f64::from(t));
@@ -188,8 +180,8 @@ fn random_cases() -> Vec<(Vec<f32>, Vec<f32>, usize)> {
         .into_iter()
         .enumerate()
         .map(|(i, n)| {
-            let student = rng.logits(n, 3.0);
-            let teacher = rng.logits(n, 6.0);
+            let student = logits(&mut rng, n, 3.0);
+            let teacher = logits(&mut rng, n, 6.0);
             (student, teacher, (7 * i + 1) % n)
         })
         .collect()
@@ -334,8 +326,11 @@ pub fn high_t_gradient() {
     let mut rng = Lcg(7);
     for (i, n) in [2, 5, 10, 32].into_iter().enumerate() {
         let shift = 5.0 * i as f32 - 4.0;
-        let z: Vec<f32> = rng.logits(n, 3.0).iter().map(|x| x + shift).collect();
-        let v: Vec<f32> = rng.logits(n, 3.0).iter().map(|x| x - 2.0 * shift).collect();
+        let z: Vec<f32> = logits(&mut rng, n, 3.0).iter().map(|x| x + shift).collect();
+        let v: Vec<f32> = logits(&mut rng, n, 3.0)
+            .iter()
+            .map(|x| x - 2.0 * shift)
+            .collect();
         let (zc, vc) = (wide(&centred(&z)), wide(&centred(&v)));
         for t in TEMPERATURES {
             let mine = tw::high_t_gradient(arr1(&z).view(), arr1(&v).view(), t);
@@ -358,8 +353,8 @@ pub fn high_t_gradient() {
     // t grows: zero-mean logits uniform in [−2, 2], 32 classes.
     let mut rng = Lcg(2);
     for _ in 0..3 {
-        let z = centred(&rng.logits(32, 2.0));
-        let v = centred(&rng.logits(32, 2.0));
+        let z = centred(&logits(&mut rng, 32, 2.0));
+        let v = centred(&logits(&mut rng, 32, 2.0));
         let mut errors = vec![];
         for t in [1.0, 2.0, 5.0, 20.0, 100.0] {
             let mine = tw::high_t_gradient(arr1(&z).view(), arr1(&v).view(), t);
@@ -431,8 +426,8 @@ pub fn loglog_slope() {
     let ts = [4.0f32, 8.0, 16.0, 32.0, 64.0];
     let mut rng = Lcg(3);
     for _ in 0..3 {
-        let z = wide(&centred(&rng.logits(32, 2.0)));
-        let v = wide(&centred(&rng.logits(32, 2.0)));
+        let z = wide(&centred(&logits(&mut rng, 32, 2.0)));
+        let v = wide(&centred(&logits(&mut rng, 32, 2.0)));
         let sizes: Vec<f64> = ts
             .iter()
             .map(|&t| norm(&ref_soft_gradient(&z, &v, f64::from(t))))

@@ -1,5 +1,13 @@
 //! The trials' harness (`cargo test -p exercises`).
 //!
+//! The trials are listed once, in `exercises/info.toml`, in the order a
+//! learner should do them: each `[[trial]]` gives its rank, its chapter (the
+//! stub file `src/<rank>/<chapter>.rs` and the check module
+//! `checks::<chapter>`), its name (the check function), the stubs it grades
+//! when they are not named like it, and the hint printed when it fails.
+//! `build.rs` checks the manifest and turns it into the table of
+//! `all_trials`: a new trial is a check function here and an entry there.
+//!
 //! Every trial runs in a child process (this same binary, asked to run one
 //! trial) under a time limit, so a learner's panic, stack overflow or endless
 //! loop fails that trial alone. The output keeps libtest's shape (`test NAME
@@ -13,7 +21,6 @@
 
 mod checks;
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +38,8 @@ struct Trial {
     rank: Rank,
     chapter: &'static str,
     name: &'static str,
+    /// Printed when the trial fails.
+    hint: &'static str,
     check: fn(),
 }
 
@@ -45,26 +54,13 @@ impl Trial {
     }
 }
 
-macro_rules! trials {
-    ($($rank:ident $chapter:ident [$($name:ident),* $(,)?]);* $(;)?) => {
-        vec![$($(Trial {
-            rank: Rank::$rank,
-            chapter: stringify!($chapter),
-            name: stringify!($name),
-            check: checks::$chapter::$name,
-        },)*)*]
-    };
-}
-
+/// Every trial, in the order of `exercises/info.toml`, from which `build.rs`
+/// generates this list. A trial listed there whose check function does not
+/// exist stops the build here, with error[E0425]: cannot find value
+/// `<name>` in module `checks::<chapter>` (write the check in
+/// `tests/checks/<chapter>.rs`, or fix the manifest).
 fn all_trials() -> Vec<Trial> {
-    trials! {
-        Apprentice mana_crystal [bits, matrix_bytes, llama_params, kv_cache_bytes, headroom, max_context, footprint];
-        Apprentice cantrip_and_ritual [softmax_t, top_k, top_p, repetition_penalty, greedy_decode, weight_bytes, bandwidth_floor];
-        Apprentice alchemy_of_compression [scale_zero_point, quantize_dequantize, int4_packing, per_channel];
-        Apprentice transfer_of_wisdom [log_softmax_t, kd_loss, kd_gradient, high_t_gradient, loglog_slope];
-        Apprentice speaking_stone [stream_tokens, validate, admit, constant_time_eq];
-        Archmage nindub [layer_bytes, layers_that_fit, prefetch_schedule, io_floor];
-    }
+    include!(concat!(env!("OUT_DIR"), "/trials.rs"))
 }
 
 /// Trials with a known outcome, to test the harness itself
@@ -91,6 +87,7 @@ fn fixture_trials() -> Vec<Trial> {
         rank: Rank::Apprentice,
         chapter: "grader_fixtures",
         name,
+        hint: "a fixture of the harness itself",
         check,
     };
     vec![
@@ -148,13 +145,6 @@ fn main() -> ExitCode {
             }
         };
     }
-    let hints = match load_hints(&trials) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: exercises/hints.toml: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let expect_fail = std::env::var("TRIALS_EXPECT").is_ok_and(|v| v == "fail");
     let timeout = std::env::var("TRIALS_TIMEOUT_S")
         .ok()
@@ -191,7 +181,7 @@ fn main() -> ExitCode {
             if let Err(f) = o {
                 println!("{}", f.describe(timeout));
             }
-            println!("hint: {}\n", hints[&t.id()]);
+            println!("hint: {}\n", t.hint);
         }
     }
 
@@ -287,38 +277,6 @@ fn run_child(id: &str, timeout: Duration) -> Result<(), Failure> {
             Err(e) => return Err(Failure::Spawn(e.to_string())),
         }
     }
-}
-
-fn load_hints(trials: &[Trial]) -> Result<BTreeMap<String, String>, String> {
-    let table: toml::Table = include_str!("../hints.toml")
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let mut hints = BTreeMap::new();
-    for (rank, chapters) in &table {
-        for (chapter, names) in chapters
-            .as_table()
-            .ok_or("expected [rank.chapter] tables")?
-        {
-            for (name, hint) in names.as_table().ok_or("expected [rank.chapter] tables")? {
-                let hint = hint
-                    .as_str()
-                    .filter(|h| !h.trim().is_empty())
-                    .ok_or(format!("empty hint for {name}"))?;
-                hints.insert(format!("{rank}::{chapter}::{name}"), hint.to_string());
-            }
-        }
-    }
-    for t in trials {
-        if !hints.contains_key(&t.id()) {
-            return Err(format!("trial {} has no hint", t.id()));
-        }
-    }
-    for id in hints.keys() {
-        if !trials.iter().any(|t| &t.id() == id) {
-            return Err(format!("hint for {id}, which is not a trial"));
-        }
-    }
-    Ok(hints)
 }
 
 fn print_grades(trials: &[Trial], outcomes: &[(&Trial, Result<(), Failure>)]) {

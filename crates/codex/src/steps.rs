@@ -94,87 +94,32 @@ pub fn models() -> Result<()> {
     )
 }
 
-/// Greedy generation with the top candidates at each step (the Cantrip).
-const GENERATE_LOGITS: &[&str] = &[
-    "generate",
-    "--model",
-    "smollm2",
-    "--chat-template",
-    "--prompt",
-    "What is the capital of France?",
-    "--temperature",
-    "0",
-    "--repeat-penalty",
-    "1",
-    "--max-tokens",
-    "12",
-    "--logits",
-    "--top",
-    "3",
-];
-
-/// One generated output of the CLI: the file, and the `nindub` arguments
-/// (pieces joined in order).
-const CLI_OUTPUTS: &[(&str, &[&[&str]])] = &[
-    ("cantrip-and-ritual/generate-logits.txt", &[GENERATE_LOGITS]),
-    (
-        "cantrip-and-ritual/generate-logits-candle.txt",
-        &[GENERATE_LOGITS, &["--candle"]],
-    ),
-    (
-        "cantrip-and-ritual/budget-80mb.txt",
-        &[&[
-            "place",
-            "--model",
-            "smollm2",
-            "--budget",
-            "80MB",
-            "--context",
-            "512",
-        ]],
-    ),
-    (
-        "alchemy-of-compression/quantize-minilm.txt",
-        &[&["quantize", "--scheme", "int8-channel", "minilm"]],
-    ),
-    (
-        "mana-crystal/estimate-llama-3-8b.txt",
-        &[&["estimate", "--preset", "llama-3-8b", "--context", "8192"]],
-    ),
-    (
-        "mana-crystal/estimate-smollm2.txt",
-        &[&["estimate", "--model", "smollm2"]],
-    ),
-    (
-        "mana-crystal/estimate-minilm.txt",
-        &[&[
-            "estimate",
-            "--model",
-            "minilm",
-            "--context",
-            "256",
-            "--precision",
-            "f32,f16,int8",
-        ]],
-    ),
-];
-
-/// The chapters' result generators: examples of `nindub` writing into a
-/// directory, and whether they read the corpus (`NINDUB_CORPUS`).
-const GENERATORS: &[(&str, &str, bool)] = &[
-    ("mana_crystal", "mana-crystal", false),
-    ("cantrip_and_ritual", "cantrip-and-ritual", true),
-    ("alchemy_of_compression", "alchemy-of-compression", true),
-    ("transfer_of_wisdom", "transfer-of-wisdom", false),
-    ("speaking_stone", "speaking-stone", false),
-    ("layer_streamed", "nindub", false),
-];
-
 /// Generated files that are measurements of the machine (timings), written
 /// by `cargo codex bench` and `cargo codex experiments`: kept, but not
 /// expected to reproduce byte for byte.
 const MEASURED_DIRS: &[&str] = &["bench", "experiment"];
 const MEASURED_DIR: &str = MEASURED_DIRS[0];
+
+/// The result generators' registry, from the `lab` crate's `results list`.
+#[derive(serde::Deserialize)]
+struct Registry {
+    generators: Vec<RegisteredGenerator>,
+}
+
+#[derive(serde::Deserialize)]
+struct RegisteredGenerator {
+    name: String,
+    dir: String,
+    reads_corpus: bool,
+}
+
+/// `cargo run -p lab --bin results -- ARGS`.
+fn lab_results(args: &[&str]) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "-p", "lab", "--bin", "results", "--"])
+        .args(args);
+    cmd
+}
 
 pub fn results(check: bool) -> Result<()> {
     let target = if check {
@@ -184,58 +129,39 @@ pub fn results(check: bool) -> Result<()> {
     } else {
         generated_dir()
     };
+    let listed = lab_results(&["list"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the results registry")?;
+    if !listed.status.success() {
+        bail!("`results list` failed");
+    }
+    let registry: Registry =
+        serde_json::from_slice(&listed.stdout).context("reading the results registry")?;
     let corpus = std::env::var_os("NINDUB_CORPUS").is_some_and(|v| !v.is_empty());
     let mut skipped = vec![];
-    for (example, sub, needs_corpus) in GENERATORS {
-        if *needs_corpus && !corpus {
+    for g in &registry.generators {
+        if g.reads_corpus && !corpus {
             say(&format!(
-                "skipping {example}: it reads the corpus; set NINDUB_CORPUS to a text file (the book's results use tinyshakespeare.txt)"
+                "skipping {}: it reads the corpus; set NINDUB_CORPUS to a text file (the book's results use tinyshakespeare.txt)",
+                g.name
             ));
-            skipped.push(format!("{sub}/"));
+            skipped.push(format!("{}/", g.dir));
             continue;
         }
-        say(&format!("generating results: {example}"));
+        say(&format!("generating results: {}", g.name));
+        let out = target.join(&g.dir);
         run(
-            cargo()
-                .args(["run", "--quiet", "-p", "nindub", "--example", example, "--"])
-                .arg(target.join(sub)),
-            &format!("example {example}"),
+            lab_results(&["run", &g.name]).arg(&out),
+            &format!("generator {}", g.name),
         )?;
     }
-    let home = std::env::var("HOME").unwrap_or_default();
-    for (file, pieces) in CLI_OUTPUTS {
-        let args = pieces.concat();
-        let out = cargo()
-            .args(["run", "--quiet", "-p", "nindub", "--bin", "nindub", "--"])
-            .args(&args)
-            .output()
-            .context("running nindub")?;
-        if !out.status.success() {
-            bail!(
-                "nindub {} failed:\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| {
-                if a.contains(' ') {
-                    format!("{a:?}")
-                } else {
-                    a.to_string()
-                }
-            })
-            .collect();
-        let mut text = format!("$ nindub {}\n", shown.join(" "));
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-        if !home.is_empty() {
-            text = text.replace(&home, "~");
-        }
-        let path = target.join(file);
-        std::fs::create_dir_all(path.parent().unwrap_or(&target))?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
+    say("the command-line transcripts");
+    let bin = nindub_binary(false)?;
+    run(
+        lab_results(&["transcripts"]).arg(&target).arg(&bin),
+        "the transcripts",
+    )?;
     if !check {
         say(&format!("results written to {}", target.display()));
         return Ok(());
@@ -244,7 +170,10 @@ pub fn results(check: bool) -> Result<()> {
         !skipped.iter().any(|s| name.starts_with(s.as_str()))
             && !name.split('/').any(|part| MEASURED_DIRS.contains(&part))
     };
-    let fresh = list_files(&target)?;
+    // A skipped chapter's folder is left out on both sides (its
+    // transcripts are written, but the rest of the folder is not).
+    let mut fresh = list_files(&target)?;
+    fresh.retain(|name, _| kept(name));
     let mut committed = list_files(&generated_dir())?;
     committed.retain(|name, _| kept(name));
     let mut stale = vec![];
@@ -309,18 +238,14 @@ pub fn bench(only: &[String]) -> Result<()> {
     if wanted("kernels") {
         say("benchmarking the quantized kernels (release build)");
         measure(
-            &nindub_bench("quant_kernels"),
+            &lab_bench("quant_kernels"),
             "alchemy-of-compression",
             "kernels.txt",
         )?;
     }
     if wanted("loss") {
         say("benchmarking the distillation loss (release build)");
-        measure(
-            &nindub_bench("distill_loss"),
-            "transfer-of-wisdom",
-            "loss.txt",
-        )?;
+        measure(&lab_bench("distill_loss"), "transfer-of-wisdom", "loss.txt")?;
     }
     if wanted("serve") {
         say(
@@ -328,7 +253,7 @@ pub fn bench(only: &[String]) -> Result<()> {
         );
         let dir = generated_dir().join("speaking-stone").join(MEASURED_DIR);
         measure_with(
-            &nindub_bench("speaking_stone"),
+            &lab_bench("speaking_stone"),
             "speaking-stone",
             "serve.txt",
             &[("NINDUB_BENCH_OUT", dir.as_os_str())],
@@ -344,19 +269,23 @@ pub fn bench(only: &[String]) -> Result<()> {
             "benchmarking layer streaming within 768 MiB, synthetic models up to an 8B shape (release build; writes ~6 GB of synthetic models into the cache the first time; minutes)",
         );
         let dir = generated_dir().join("nindub").join(MEASURED_DIR);
+        let bin = nindub_binary(true)?;
         measure_with(
-            &nindub_bench("layer_stream"),
+            &lab_bench("layer_stream"),
             "nindub",
             "stream.txt",
-            &[("NINDUB_BENCH_OUT", dir.as_os_str())],
+            &[
+                ("NINDUB_BENCH_OUT", dir.as_os_str()),
+                ("NINDUB_BIN", bin.as_os_str()),
+            ],
         )?;
     }
     Ok(())
 }
 
-/// `cargo bench --quiet -p nindub --bench NAME`'s arguments.
-fn nindub_bench(name: &str) -> [&str; 6] {
-    ["bench", "--quiet", "-p", "nindub", "--bench", name]
+/// `cargo bench --quiet -p lab --bench NAME`'s arguments.
+fn lab_bench(name: &str) -> [&str; 6] {
+    ["bench", "--quiet", "-p", "lab", "--bench", name]
 }
 
 /// Where `cargo codex clients` leaves its screenshot of the web page.
@@ -377,8 +306,16 @@ pub fn experiments() -> Result<()> {
     say("running The Transfer of Wisdom's experiments (release build)");
     run(
         cargo()
-            .args(["run", "--release", "--quiet", "-p", "nindub", "--example"])
-            .args(["transfer_of_wisdom", "--", "--experiment"])
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "lab",
+                "--bin",
+                "results",
+            ])
+            .args(["--", "experiment"])
             .arg(&dir),
         "the distillation experiments",
     )?;
@@ -554,18 +491,15 @@ pub fn check_book() -> Result<()> {
 /// The served model's id (its file's stem).
 const SERVED_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1";
 
-/// Builds `nindub` and returns its executable.
-fn nindub_binary() -> Result<PathBuf> {
-    let out = cargo()
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "nindub",
-            "--bin",
-            "nindub",
-            "--message-format=json-render-diagnostics",
-        ])
+/// Builds `nindub` (optimised with `release`) and returns its executable.
+fn nindub_binary(release: bool) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--quiet", "-p", "nindub", "--bin", "nindub"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .arg("--message-format=json-render-diagnostics")
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running cargo build -p nindub")?;
@@ -626,7 +560,7 @@ impl Drop for Served {
 /// screenshot is kept in book/build/screenshots/).
 pub fn clients() -> Result<()> {
     install::browser()?;
-    let bin = nindub_binary()?;
+    let bin = nindub_binary(false)?;
     let scripts = root().join("crates/nindub/tests/clients");
     let work = tempfile_dir()?;
     let (prompt, max_tokens) = ("Once upon a time", 16);

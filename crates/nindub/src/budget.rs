@@ -11,8 +11,8 @@
 
 use serde::Serialize;
 
-use crate::arch::{Architecture, Family, TensorShape};
 use crate::error::{Error, Result};
+use crate::model::arch::{Architecture, Family, TensorShape};
 
 /// How the weights are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -459,7 +459,7 @@ pub struct Measured {
 
 /// Compares a GGUF file's real tensor bytes with the estimator's.
 pub fn measure_gguf(path: &std::path::Path) -> Result<Measured> {
-    let file = crate::gguf::GgufFile::open(path)?;
+    let file = crate::model::gguf::GgufFile::open(path)?;
     let arch = file.architecture()?;
     let stored = file.tensors();
     let mut by_type: Vec<(String, usize, u64)> = vec![];
@@ -504,4 +504,16 @@ pub fn gguf_precision(dtype: &str) -> Result<Precision> {
             format!("{other} has no simple affine layout in the estimator"),
         )),
     }
+}
+
+/// The process's resident memory now and at its peak, in bytes (Linux:
+/// `/proc/self/status`; `None` elsewhere).
+pub fn rss() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }

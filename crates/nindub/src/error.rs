@@ -68,6 +68,20 @@ pub enum Error {
     UnknownAsset(String, String),
 
     // === Budgets and shapes ===
+    #[error("tensor `{tensor}` has shape {actual:?}; expected {expected:?}")]
+    Shape {
+        tensor: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+
+    #[error("tensor `{tensor}` is stored as {dtype}, which {reader} does not read")]
+    Unsupported {
+        tensor: String,
+        dtype: String,
+        reader: &'static str,
+    },
+
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
 
@@ -123,7 +137,7 @@ impl Error {
 
 /// Wraps a candle result with the operation that failed, so the error
 /// names it (`layer 3: attention · V: shape mismatch …`).
-pub(crate) fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
+pub fn ctx<T>(op: &str, r: candle_core::Result<T>) -> Result<T> {
     r.map_err(|source| Error::Candle {
         context: op.to_string(),
         source,

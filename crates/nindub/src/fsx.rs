@@ -1,7 +1,11 @@
-//! Writing files so that an interruption never leaves a half-written file
-//! under the final name: write a temporary file beside it, then rename.
+//! Files: written so that an interruption never leaves a half-written file
+//! under the final name (a temporary file beside it, then a rename), and
+//! hashed to know them again.
 
+use std::fs::File;
 use std::io::Write;
+
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -20,4 +24,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// SHA-256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok(crate::assets::hex(&hasher.finalize()))
 }

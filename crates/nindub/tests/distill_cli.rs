@@ -1,5 +1,5 @@
-//! `nindub distill`: the command line runs a real (small) distillation and
-//! refuses bad settings with a sentence, not a panic.
+//! `nindub distill`: the command line refuses bad settings with a
+//! sentence, not a panic.
 
 use std::process::Command;
 
@@ -11,44 +11,10 @@ fn nindub(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn digits_trains_a_teacher_and_a_distilled_student() {
-    let out = tempfile::tempdir().unwrap();
-    let dir = out.path().to_str().unwrap();
-    let run = nindub(&[
-        "distill",
-        "digits",
-        "--quick",
-        "--epochs",
-        "5",
-        "--temperature",
-        "4",
-        "--out",
-        dir,
-    ]);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(stdout.contains("teacher"), "{stdout}");
-    assert!(stdout.contains("distilled at T = 4"), "{stdout}");
-    assert!(out.path().join("teacher/metrics.jsonl").exists());
-}
-
-#[test]
 fn bad_settings_are_refused_with_a_reason() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
     for (args, expect) in [
-        (
-            vec!["distill", "digits", "--temperature", "0", "--out", dir],
-            "T must be",
-        ),
-        (
-            vec!["distill", "digits", "--alpha", "1.5", "--out", dir],
-            "α must be",
-        ),
         (
             vec!["distill", "lm", "--temperature=-1", "--out", dir],
             "T must be",

@@ -3,12 +3,12 @@
 //! real teacher and corpus (a reduced run of the book's experiment).
 
 use nindub::candle_core::{Device, Tensor};
-use nindub::distill::KdConfig;
-use nindub::distill_lm::{self, LmExperimentConfig, LmRun};
-use nindub::llama::{ForwardOptions, Llama};
-use nindub::soft_targets::{CacheKey, SoftTargets, Windows};
-use nindub::student::StudentConfig;
-use nindub::train::AdamWConfig;
+use nindub::distill::lm::{self, LmExperimentConfig, LmRun};
+use nindub::distill::loss::KdConfig;
+use nindub::distill::soft_targets::{CacheKey, SoftTargets, Windows};
+use nindub::distill::student::StudentConfig;
+use nindub::distill::train::AdamWConfig;
+use nindub::model::llama::{ForwardOptions, Llama};
 
 const VOCAB: usize = 300;
 const LEN: usize = 16;
@@ -69,7 +69,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     let (windows, targets) = synthetic(8);
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    distill_lm::train_student(
+    lm::train_student(
         tiny(),
         &windows,
         &targets,
@@ -83,7 +83,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
         stop_after: Some(2),
         ..run(6)
     };
-    let (_, first) = distill_lm::train_student(
+    let (_, first) = lm::train_student(
         tiny(),
         &windows,
         &targets,
@@ -94,7 +94,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     )
     .unwrap();
     assert_eq!(first.curve.len(), 1);
-    let (_, second) = distill_lm::train_student(
+    let (_, second) = lm::train_student(
         tiny(),
         &windows,
         &targets,
@@ -119,7 +119,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     assert_eq!(lines.lines().count(), 3);
     // Other settings in the same directory: refused, not silently mixed.
     let other = LmRun { seed: 6, ..run(6) };
-    let e = distill_lm::train_student(
+    let e = lm::train_student(
         tiny(),
         &windows,
         &targets,
@@ -138,7 +138,7 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
 fn a_saved_student_is_a_llama_for_the_generation_path() {
     let (windows, targets) = synthetic(4);
     let dir = tempfile::tempdir().unwrap();
-    let (student, _) = distill_lm::train_student(
+    let (student, _) = lm::train_student(
         tiny(),
         &windows,
         &targets,
@@ -190,7 +190,7 @@ fn mismatched_and_broken_inputs_are_refused() {
     let (windows, targets) = synthetic(4);
     // A student with another vocabulary.
     let other = StudentConfig::small(VOCAB + 1, 32, 1, LEN, 0);
-    let e = distill_lm::train_student(other, &windows, &targets, &run(2), None, None, false)
+    let e = lm::train_student(other, &windows, &targets, &run(2), None, None, false)
         .err()
         .unwrap()
         .to_string();
@@ -200,9 +200,7 @@ fn mismatched_and_broken_inputs_are_refused() {
         batch: 99,
         ..run(2)
     };
-    assert!(
-        distill_lm::train_student(tiny(), &windows, &targets, &big, None, None, false).is_err()
-    );
+    assert!(lm::train_student(tiny(), &windows, &targets, &big, None, None, false).is_err());
     // A corpus too small for one window.
     let e = Windows::cut(&[1, 2, 3], LEN, 4, 1)
         .err()
@@ -230,7 +228,7 @@ fn mismatched_and_broken_inputs_are_refused() {
     assert!(SoftTargets::load(&path, &targets.key, &Device::Cpu).is_err());
     // A checkpoint cut in half.
     let out = tempfile::tempdir().unwrap();
-    distill_lm::train_student(
+    lm::train_student(
         tiny(),
         &windows,
         &targets,
@@ -243,7 +241,7 @@ fn mismatched_and_broken_inputs_are_refused() {
     let ckpt = out.path().join("checkpoint.safetensors");
     let bytes = std::fs::read(&ckpt).unwrap();
     std::fs::write(&ckpt, &bytes[..bytes.len() / 3]).unwrap();
-    let e = distill_lm::train_student(
+    let e = lm::train_student(
         tiny(),
         &windows,
         &targets,
@@ -270,11 +268,11 @@ fn distillation_beats_hard_labels_on_real_text() {
     let teacher = nindub::assets::smollm2().unwrap();
     let out = tempfile::tempdir().unwrap();
     let cfg = LmExperimentConfig::quick();
-    let e = distill_lm::run_experiment(
+    let e = lm::run_experiment(
         &teacher,
         &corpus,
         &cfg,
-        &nindub::soft_targets::default_dir(),
+        &nindub::distill::soft_targets::default_dir(),
         Some(out.path()),
         false,
     )

@@ -4,10 +4,12 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use nindub::assets;
-use nindub::fused::{Activation, FusedLlama, QMatrix, portable};
-use nindub::gguf::GgufFile;
-use nindub::llama::{ForwardOptions, Llama};
-use nindub::sample::argmax;
+use nindub::ggml::kernels::portable;
+use nindub::ggml::{Activation, QMatrix};
+use nindub::model::fused::FusedLlama;
+use nindub::model::gguf::GgufFile;
+use nindub::model::llama::{ForwardOptions, Llama};
+use nindub::model::sample::argmax;
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
@@ -120,7 +122,7 @@ fn the_fused_model_follows_the_exact_model_token_by_token() {
     let mut fused = FusedLlama::from_gguf(&file).unwrap();
     let mut reference = exact(&file);
     let mut candle = Llama::from_gguf(&file, &Device::Cpu).unwrap();
-    let tokenizer = nindub::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
+    let tokenizer = nindub::model::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
     for prompt in ["The capital of France is", "fn main() {\n    let x ="] {
         fused.clear_cache();
         reference.clear_cache();
@@ -215,14 +217,17 @@ fn greedy_tokens_match_llama_cpp() {
 #[test]
 fn a_budget_streams_the_layers_that_do_not_fit() {
     let file = GgufFile::open(&assets::smollm2().unwrap()).unwrap();
-    let mut resident = FusedLlama::from_gguf(&file).unwrap();
+    // KV cache for 16 positions: a budget reserves exactly that, and
+    // refuses a position past it.
+    let context = 16;
+    let mut resident = FusedLlama::with_budget(&file, None, context).unwrap();
     let all = resident.placement.clone();
     assert!(all.streamed.is_empty());
     // Room for the fixed parts, two staging buffers (prefetch) and ten layers.
     let layer = all.used - all.reserved;
     let per_layer = layer / all.resident.len() as u64;
     let budget = all.reserved + per_layer * 12;
-    let mut streamed = FusedLlama::with_budget(&file, Some(budget), 0).unwrap();
+    let mut streamed = FusedLlama::with_budget(&file, Some(budget), context).unwrap();
     let p = streamed.placement.clone();
     assert_eq!(p.resident.len(), 10, "{p}");
     assert_eq!(p.streamed.len(), all.resident.len() - 10);
@@ -235,8 +240,13 @@ fn a_budget_streams_the_layers_that_do_not_fit() {
     let a = resident.step(314).unwrap().to_vec();
     let b = streamed.step(314).unwrap().to_vec();
     assert_eq!(a, b);
+    for t in 0..11 {
+        streamed.step(t).unwrap();
+    }
+    let e = streamed.step(1).err().unwrap().to_string();
+    assert!(e.contains("the budget reserved the KV cache for"), "{e}");
     // Too small for even one layer: refused, naming what was needed.
-    let e = FusedLlama::with_budget(&file, Some(all.reserved), 0)
+    let e = FusedLlama::with_budget(&file, Some(all.reserved), context)
         .err()
         .unwrap();
     assert!(e.to_string().contains("minimum budget"), "{e}");

@@ -2,8 +2,8 @@
 
 use candle_core::Device;
 use nindub::assets;
-use nindub::generate::{GenerateConfig, Generator, StopReason};
-use nindub::sample::SamplingConfig;
+use nindub::model::generate::{Engine, GenerateConfig, Generator, LoadOptions, StopReason};
+use nindub::model::sample::SamplingConfig;
 
 fn generator() -> Generator {
     Generator::load(&assets::smollm2().unwrap(), &Device::Cpu).unwrap()
@@ -25,9 +25,10 @@ fn the_ritual_is_greedy_llama_cpp_and_the_cache_changes_nothing() {
     let prompt: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
     let expected: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
     let mut g = generator();
-    // A GGUF on the CPU decodes on the fused path (cached); the no-cache
-    // mode below runs candle's: the two agree with llama.cpp.
-    assert!(g.fused.is_some(), "the fused path is the CPU default");
+    // A GGUF on the CPU decodes on the fused engine; its no-cache mode (the
+    // whole sequence again at every step) and candle's engine agree with
+    // llama.cpp.
+    assert!(g.fused().is_some(), "the fused engine is the CPU default");
     let with_cache = g.generate(&prompt, &greedy(12), |_| true).unwrap();
     assert_eq!(with_cache.tokens, expected[..12]);
     let without = g
@@ -46,6 +47,15 @@ fn the_ritual_is_greedy_llama_cpp_and_the_cache_changes_nothing() {
         g.tokenizer.decode(&expected[..12], true).unwrap()
     );
     assert_eq!(with_cache.stop_reason, StopReason::MaxTokens);
+    drop(g);
+    let opts = LoadOptions {
+        engine: Engine::Candle,
+        ..Default::default()
+    };
+    let mut c = Generator::open(&assets::smollm2().unwrap(), &opts).unwrap();
+    assert_eq!(c.decoder.name(), "candle");
+    let on_candle = c.generate(&prompt, &greedy(12), |_| true).unwrap();
+    assert_eq!(on_candle.tokens, expected[..12]);
 }
 
 #[test]

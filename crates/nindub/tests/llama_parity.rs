@@ -4,8 +4,8 @@
 
 use candle_core::{Device, IndexOp, Tensor};
 use nindub::assets;
-use nindub::gguf::GgufFile;
-use nindub::llama::{ForwardOptions, Llama};
+use nindub::model::gguf::GgufFile;
+use nindub::model::llama::{ForwardOptions, Llama};
 
 /// Largest absolute logit difference tolerated against candle-transformers
 /// (same kernels, different op order: float rounding only).
@@ -76,7 +76,7 @@ fn greedy_tokens_match_llama_cpp() {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/llama_cpp_smollm2.json")).unwrap();
     let (file, mut model) = model();
-    let tok = nindub::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
+    let tok = nindub::model::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
     for case in fixture["generate"].as_array().unwrap() {
         let prompt: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
         let expected: Vec<u32> = serde_json::from_value(case["greedy_ids"].clone()).unwrap();
@@ -125,7 +125,7 @@ fn greedy_tokens_match_llama_cpp() {
 fn logits_match_candle_transformers_quantized_llama() {
     let path = assets::smollm2().unwrap();
     let (file, mut ours) = model();
-    let tok = nindub::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
+    let tok = nindub::model::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
     let mut reader = std::fs::File::open(&path).unwrap();
     let content = candle_core::quantized::gguf_file::Content::read(&mut reader).unwrap();
     let mut reference = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
@@ -162,7 +162,7 @@ fn logits_match_candle_transformers_quantized_llama() {
 #[test]
 fn cache_hidden_states_and_lens_are_consistent() {
     let (file, mut model) = model();
-    let tok = nindub::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
+    let tok = nindub::model::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
     let prompt = tok.encode("To be, or not to be").unwrap();
     let all = ForwardOptions {
         all_logits: true,

@@ -1,8 +1,8 @@
 //! The quantized linear layer's two kernels against the dequantize-then-f32
 //! oracle, on many schemes and awkward shapes; and its refusals.
 
-use nindub::qlinear::QLinear;
-use nindub::quant::{Scheme, quantize};
+use nindub::compress::qlinear::QLinear;
+use nindub::compress::quant::{Scheme, quantize};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -192,7 +192,7 @@ fn bad_inputs_are_errors() {
     assert!(QLinear::new(q.clone(), Some(vec![0.0; 4])).is_ok());
     // Per-channel along the input axis.
     let mut col = s("int8-channel");
-    col.granularity = nindub::quant::Granularity::PerChannel { axis: 1 };
+    col.granularity = nindub::compress::quant::Granularity::PerChannel { axis: 1 };
     let qc = quantize(&w, &[4, 6], &col).unwrap();
     assert!(QLinear::new(qc, None).is_err());
     // The fields are public: a layer broken after construction is refused,

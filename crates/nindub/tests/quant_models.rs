@@ -3,14 +3,15 @@
 
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
-use nindub::export::{self, ggml_type};
-use nindub::generate::{GenerateConfig, Generator};
-use nindub::perplexity;
-use nindub::qmodel::{self, MiniLm, Quantizer};
-use nindub::quant::{QParams, QTensor, Scheme};
-use nindub::sample::SamplingConfig;
-use nindub::tokenizer::GgufTokenizer;
-use nindub::{Error, assets, gguf::GgufFile};
+use nindub::compress::export::{self, ggml_type};
+use nindub::compress::perplexity;
+use nindub::compress::qmodel::{self, MiniLm, Quantizer};
+use nindub::compress::quant::{QParams, QTensor, Scheme};
+use nindub::model::generate::{Engine, GenerateConfig, Generator, LoadOptions};
+use nindub::model::gguf::GgufFile;
+use nindub::model::sample::SamplingConfig;
+use nindub::model::tokenizer::GgufTokenizer;
+use nindub::{Error, assets};
 
 fn scheme(s: &str) -> Scheme {
     Scheme::parse(s).unwrap()
@@ -36,7 +37,7 @@ fn q4_1_blocks_are_laid_out_as_ggml_expects() {
             scale: 0.5,
             zero: 3,
         }],
-        data: nindub::quant::pack_int4(&codes),
+        data: nindub::compress::quant::pack_int4(&codes),
     };
     let (dtype, bytes) = export::to_ggml(&q).unwrap();
     assert_eq!(dtype, GgmlDType::Q4_1);
@@ -86,8 +87,11 @@ fn exported_gguf_round_trips_through_candle_and_our_engine() {
     // the activations to 8 bits, which moves near-ties between candidates,
     // not the export's fidelity.
     let greedy = |path: &std::path::Path| {
-        let mut g = Generator::load(path, &Device::Cpu).unwrap();
-        g.fused = None;
+        let opts = LoadOptions {
+            engine: Engine::Candle,
+            ..Default::default()
+        };
+        let mut g = Generator::open(path, &opts).unwrap();
         let ids = g.tokenizer.encode("The capital of France is").unwrap();
         let cfg = GenerateConfig {
             sampling: SamplingConfig::greedy(),

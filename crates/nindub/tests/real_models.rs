@@ -2,7 +2,7 @@
 //! first use): SmolLM2's GGUF and MiniLM's safetensors.
 
 use nindub::budget::{self, Precision};
-use nindub::gguf::GgufFile;
+use nindub::model::gguf::GgufFile;
 use nindub::{Architecture, Error, assets};
 
 #[test]
@@ -54,7 +54,7 @@ fn minilm_config_counts_every_float_tensor() {
     let dir = assets::minilm().unwrap();
     let arch = Architecture::from_config_json(dir.join("config.json")).unwrap();
     assert_eq!(arch.family, nindub::Family::Bert);
-    let real = nindub::arch::safetensors_param_count(dir.join("model.safetensors")).unwrap();
+    let real = nindub::model::arch::safetensors_param_count(dir.join("model.safetensors")).unwrap();
     assert_eq!(arch.param_count(), real);
     assert_eq!(real, 22_713_216);
 }
@@ -80,7 +80,7 @@ fn foreign_and_truncated_files_are_named() {
         other => panic!("expected a truncation error, got {:?}", other.err()),
     }
     // The safetensors header of a GGUF file is nonsense: refused, not a panic.
-    assert!(nindub::arch::safetensors_param_count(assets::smollm2().unwrap()).is_err());
+    assert!(nindub::model::arch::safetensors_param_count(assets::smollm2().unwrap()).is_err());
     // MiniLM's weights are not a GGUF.
     let st = assets::minilm().unwrap().join("model.safetensors");
     assert!(matches!(
@@ -187,11 +187,11 @@ fn smollm2_tokenizer_matches_llama_cpp() {
     let path = assets::smollm2().unwrap();
     assert_eq!(
         fixture["model_sha256"],
-        assets::sha256_file(&path).unwrap(),
+        nindub::fsx::sha256_file(&path).unwrap(),
         "fixture recorded on another file"
     );
     let file = GgufFile::open(&path).unwrap();
-    let tok = nindub::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
+    let tok = nindub::model::tokenizer::GgufTokenizer::from_gguf(&file).unwrap();
     for case in fixture["tokenize"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
@@ -205,7 +205,7 @@ fn smollm2_tokenizer_matches_llama_cpp() {
     // The chat template renders the conversation llama.cpp was prompted with.
     let chat = tok
         .apply_chat_template(
-            &[nindub::tokenizer::Message::new(
+            &[nindub::model::tokenizer::Message::new(
                 "user",
                 "What is the largest planet in the solar system?",
             )],

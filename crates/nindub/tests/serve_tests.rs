@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use nindub::assets;
-use nindub::generate::{GenerateConfig, Generator};
-use nindub::sample::SamplingConfig;
+use nindub::model::generate::{GenerateConfig, Generator};
+use nindub::model::sample::SamplingConfig;
 use nindub::serve::client::Client;
 use nindub::serve::{ServeConfig, Server};
 use serde_json::{Value, json};

@@ -9,11 +9,11 @@ use std::time::Instant;
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use nindub::assets;
-use nindub::gguf::GgufFile;
-use nindub::shard;
-use nindub::source::ModelSource;
-use nindub::synth::{self, SynthSpec};
-use nindub::tokenizer::GgufTokenizer;
+use nindub::model::gguf::GgufFile;
+use nindub::model::tokenizer::GgufTokenizer;
+use nindub::stream::source::ModelSource;
+use nindub::stream::synth::{self, SynthSpec};
+use nindub::stream::{manifest, shard};
 
 fn smollm2() -> PathBuf {
     assets::smollm2().unwrap()
@@ -40,7 +40,7 @@ fn err_text<T>(r: nindub::Result<T>) -> String {
 fn split_shards_hold_the_originals_bytes_and_tokenizer() {
     let original = ModelSource::open(&smollm2()).unwrap();
     let (_tmp, dir) = split_smollm2();
-    let manifest = shard::read_manifest(&dir).unwrap();
+    let manifest = manifest::read_manifest(&dir).unwrap();
     let arch = original.architecture().unwrap();
     assert_eq!(manifest.layers.len() as u64, arch.num_layers);
     assert_eq!(manifest.architecture, "llama");
@@ -94,7 +94,7 @@ fn split_shards_hold_the_originals_bytes_and_tokenizer() {
     assert_eq!(ours.encode(text).unwrap(), theirs.encode(text).unwrap());
 
     // The unverified open agrees.
-    let fast = shard::open_unverified(&dir).unwrap();
+    let fast = ModelSource::open_unverified(&dir).unwrap();
     assert_eq!(fast.architecture().unwrap(), arch);
 }
 
@@ -148,7 +148,7 @@ fn damaged_or_incomplete_shard_directories_are_refused_naming_the_file() {
     drop(f);
     for e in [
         err_text(ModelSource::open(&truncated)),
-        err_text(shard::open_unverified(&truncated)),
+        err_text(ModelSource::open_unverified(&truncated)),
     ] {
         assert!(
             e.contains("layer-003.gguf") && e.contains("truncated"),
@@ -168,7 +168,7 @@ fn damaged_or_incomplete_shard_directories_are_refused_naming_the_file() {
         e.contains("layer-007.gguf") && e.contains("SHA-256 mismatch"),
         "{e}"
     );
-    let e = err_text(shard::verify(&flipped));
+    let e = err_text(manifest::verify(&flipped));
     assert!(e.contains("layer-007.gguf"), "{e}");
 
     // An interrupted split: no manifest.
@@ -237,7 +237,7 @@ fn a_synthetic_model_has_its_specs_shape_size_and_magnitude() {
     let tmp = tempfile::tempdir().unwrap();
     for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
         let spec = tiny_spec().with_dtype(dtype);
-        let out = tmp.path().join(nindub::gguf::dtype_name(dtype));
+        let out = tmp.path().join(nindub::model::gguf::dtype_name(dtype));
         let manifest = synth::write(&spec, None, &out, false).unwrap();
         assert_eq!(manifest.layers.len(), spec.layers);
         assert_eq!(manifest.source, "synthetic");

@@ -3,10 +3,11 @@
 //! prefetch, from the GGUF or from shards; and refuses what it cannot do.
 
 use nindub::assets;
-use nindub::fused::FusedLlama;
-use nindub::sample::argmax;
-use nindub::source::ModelSource;
-use nindub::stream::{self, RunConfig, StreamOptions};
+use nindub::model::fused::FusedLlama;
+use nindub::model::run::{self, RunConfig};
+use nindub::model::sample::argmax;
+use nindub::stream::source::ModelSource;
+use nindub::stream::streamer::{self, StreamOptions};
 
 const PROMPT: [u32; 6] = [504, 3575, 282, 4649, 314, 2114];
 
@@ -97,10 +98,10 @@ fn a_run_reports_its_timeline_and_what_it_streamed() {
     };
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = seen.clone();
-    let observer = Box::new(move |_: &nindub::fused::LayerEvent| {
+    let observer = Box::new(move |_: &nindub::model::fused::LayerEvent| {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     });
-    let r = stream::run(&source, &cfg, Some(observer)).unwrap();
+    let r = run::run(&source, &cfg, Some(observer)).unwrap();
     let layers = 30;
     // The prompt pass and four tokens, each through every layer.
     assert_eq!(r.timeline.len(), 5 * layers);
@@ -121,7 +122,7 @@ fn a_run_reports_its_timeline_and_what_it_streamed() {
     }
     assert!(r.timeline.windows(2).all(|w| w[0].t <= w[1].t));
     assert!(r.peak_rss.unwrap_or(1) > 0);
-    let bps = stream::read_throughput(&source, 1 << 20, false).unwrap();
+    let bps = streamer::read_throughput(&source, 1 << 20, false).unwrap();
     assert!(bps.is_finite() && bps > 1e6, "{bps}");
 }
 

@@ -9,7 +9,7 @@
 //!
 //! `round` is always *round half to even* (`f32::round_ties_even`: 2.5 → 2,
 //! 3.5 → 4), as in PyTorch and NumPy. The checks compare your answers with
-//! `nindub::quant`, the Codex's quantizer, which stores its scales as f16
+//! `nindub::compress::quant`, the Codex's quantizer, which stores its scales as f16
 //! (rounded up); yours stay plain f32, so scales are compared with a small
 //! tolerance.
 // The stubs do not use their arguments yet: that is your job.

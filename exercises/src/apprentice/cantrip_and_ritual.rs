@@ -3,7 +3,7 @@
 //! Each function rewrites or reads a row of logits (the raw scores a model
 //! gives every token of its vocabulary). A token that is ruled out gets
 //! `f32::NEG_INFINITY`. The checks compare your answers with
-//! `nindub::sample`, which the Codex's generator uses.
+//! `nindub::model::sample`, which the Codex's generator uses.
 //!
 //! Trials 6 and 7 leave the logits for the loop's speed limit: the bytes of
 //! weights that every token reads. They are plain arithmetic, checked

@@ -1,6 +1,6 @@
 use exercises::apprentice::alchemy_of_compression as ac;
 use ndarray::{Array1, Array2, arr1, arr2};
-use nindub::quant::{self, Format, Mode, QParams, Scheme};
+use nindub::compress::quant::{self, Format, Mode, QParams, Scheme};
 
 /// Deterministic pseudo-random values in `[-1, 1)` (no RNG crate needed).
 fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -150,7 +150,7 @@ pub fn quantize_dequantize() {
         assert_eq!(
             codes.to_vec(),
             theirs,
-            "codes of {f:?} with S = {}, Z = {} (as nindub::quant::quantize_value)",
+            "codes of {f:?} with S = {}, Z = {} (as nindub::compress::quant::quantize_value)",
             p.scale,
             p.zero
         );
@@ -162,7 +162,7 @@ pub fn quantize_dequantize() {
         assert_eq!(
             back.to_vec(),
             theirs,
-            "values of {f:?} codes (as nindub::quant::dequantize_value)"
+            "values of {f:?} codes (as nindub::compress::quant::dequantize_value)"
         );
         // Inside the representable range, the error is at most half a step.
         let (lo, hi) = (
@@ -227,7 +227,7 @@ pub fn int4_packing() {
         assert_eq!(
             packed,
             quant::pack_int4(&wide),
-            "packing {codes:?} (as nindub::quant::pack_int4)"
+            "packing {codes:?} (as nindub::compress::quant::pack_int4)"
         );
         assert_eq!(packed.len(), codes.len().div_ceil(2), "⌈n/2⌉ bytes");
         let theirs: Vec<i8> = quant::unpack_int4(&packed, codes.len(), true)
@@ -237,7 +237,7 @@ pub fn int4_packing() {
         assert_eq!(
             ac::unpack_int4(&packed, codes.len()),
             theirs,
-            "unpacking {packed:02x?} (as nindub::quant::unpack_int4)"
+            "unpacking {packed:02x?} (as nindub::compress::quant::unpack_int4)"
         );
         assert_eq!(
             ac::unpack_int4(&packed, codes.len()),

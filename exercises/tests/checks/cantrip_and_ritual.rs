@@ -1,6 +1,6 @@
 use exercises::apprentice::cantrip_and_ritual as cr;
 use ndarray::{Array1, arr1};
-use nindub::sample::{LogitsProcessor, RepetitionPenalty, TopK, TopP, softmax};
+use nindub::model::sample::{LogitsProcessor, RepetitionPenalty, TopK, TopP, softmax};
 
 const NEG: f32 = f32::NEG_INFINITY;
 

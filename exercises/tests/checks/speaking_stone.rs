@@ -1,8 +1,8 @@
 use super::Lcg;
 use exercises::apprentice::speaking_stone as ss;
+use nindub::serve::admission;
 use nindub::serve::auth::ApiKey;
 use nindub::serve::protocol::{Limits, parse_completion};
-use nindub::serve::queue;
 use nindub::serve::sse::{Parser, data_until_done};
 use serde_json::{Value, json};
 
@@ -450,7 +450,7 @@ pub fn admit() {
     ];
     for ((w, r, c, m), expected) in examples {
         assert_eq!(
-            queue::admit(w, r, c, m),
+            admission::admit(w, r, c, m),
             expected,
             "nindub disagrees with the check's table (a bug in the Codex)"
         );
@@ -489,7 +489,7 @@ pub fn admit() {
         for r in runnings {
             for c in capacities {
                 for m in means {
-                    let expected = queue::admit(w, r, c, m);
+                    let expected = admission::admit(w, r, c, m);
                     let mine = ss::admit(w, r, c, m);
                     assert_eq!(
                         mine, expected,

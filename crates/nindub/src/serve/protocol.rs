@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::sample::SamplingConfig;
+use crate::model::sample::SamplingConfig;
 
 /// A refusal, as the client will read it:
 /// `{"error": {"message", "type", "param", "code"}}` with `status`.

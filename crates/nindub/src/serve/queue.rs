@@ -2,7 +2,7 @@
 //!
 //! The model (and its KV cache) lives on one thread, which serves requests
 //! in turn. A request that arrives while `capacity` others are waiting is
-//! refused at once with a time to come back ([`admit`]): a clean 503 now
+//! refused at once with a time to come back ([`super::admission::admit`]): a clean 503 now
 //! beats a slow death of every client later. A job whose client has gone
 //! (its event receiver dropped) is skipped, or stopped at its next token.
 
@@ -12,28 +12,10 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::admission::{admit, held_back};
 use super::metrics::Metrics;
 use super::protocol::ApiError;
-use crate::generate::{GenerateConfig, Generator, StopReason};
-
-// ANCHOR: admit
-/// The admission rule: accept while fewer than `capacity` requests wait;
-/// otherwise refuse, saying when to retry: the time the work ahead should
-/// take (`waiting + running` jobs at `mean_service_secs` each), in whole
-/// seconds between 1 and 120.
-pub fn admit(
-    waiting: usize,
-    running: usize,
-    capacity: usize,
-    mean_service_secs: f64,
-) -> Result<(), u64> {
-    if waiting < capacity {
-        return Ok(());
-    }
-    let ahead = (waiting + running) as f64 * mean_service_secs.max(0.0);
-    Err((ahead.ceil() as u64).clamp(1, 120))
-}
-// ANCHOR_END: admit
+use crate::model::generate::{GenerateConfig, Generator, StopReason};
 
 /// A request, tokenized and checked, waiting for the model.
 pub struct Job {
@@ -271,22 +253,6 @@ fn serve_job(g: &mut Generator, job: Job, metrics: &Metrics) {
 }
 // ANCHOR_END: serve_job
 
-// ANCHOR: held_back
-/// How many bytes at the end of `text` could still become a stop string:
-/// the longest suffix that is a proper prefix of one of them.
-pub fn held_back(text: &str, stops: &[String]) -> usize {
-    let mut keep = 0;
-    for stop in stops {
-        for (i, _) in stop.char_indices().skip(1) {
-            if i > keep && text.ends_with(&stop[..i]) {
-                keep = i;
-            }
-        }
-    }
-    keep
-}
-// ANCHOR_END: held_back
-
 fn timeout() -> ApiError {
     ApiError::new(
         504,
@@ -294,28 +260,4 @@ fn timeout() -> ApiError {
         "request_timeout",
         "the request took longer than the server's time limit",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admission_is_bounded_and_says_when_to_return() {
-        assert_eq!(admit(0, 1, 2, 3.0), Ok(()));
-        assert_eq!(admit(1, 1, 2, 3.0), Ok(()));
-        assert_eq!(admit(2, 1, 2, 3.0), Err(9));
-        assert_eq!(admit(0, 0, 0, 0.0), Err(1));
-        assert_eq!(admit(100, 1, 4, 10.0), Err(120));
-    }
-
-    #[test]
-    fn stop_prefixes_are_held_back() {
-        let stops = vec!["END".to_string(), "\n\n".to_string()];
-        assert_eq!(held_back("the E", &stops), 1);
-        assert_eq!(held_back("the EN", &stops), 2);
-        assert_eq!(held_back("the\n", &stops), 1);
-        assert_eq!(held_back("the", &stops), 0);
-        assert_eq!(held_back("é", &["éa".to_string()]), 2);
-    }
 }

@@ -1,0 +1,162 @@
+//! The chapters' result generators, one per chapter, and the command-line
+//! transcripts the book shows: everything `cargo codex results` writes
+//! into `book/src/generated/`, listed here and only here.
+//!
+//! A generator computes; nothing it writes depends on the clock, so CI
+//! regenerates them and compares byte for byte. Timings are the
+//! benchmarks' (`benches/`) and the long experiments', written apart.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+pub mod alchemy_of_compression;
+pub mod cantrip_and_ritual;
+pub mod layer_streamed;
+pub mod mana_crystal;
+#[cfg(feature = "serve")]
+pub mod speaking_stone;
+pub mod transfer_of_wisdom;
+
+/// One chapter's generator.
+pub struct Generator {
+    /// The name `results run NAME` takes.
+    pub name: &'static str,
+    /// Its folder under `book/src/generated/`.
+    pub dir: &'static str,
+    /// Whether it reads the text corpus (`NINDUB_CORPUS`).
+    pub reads_corpus: bool,
+    pub generate: fn(&Path) -> Result<()>,
+}
+
+/// Every generator, in the book's order (the Speaking Stone's runs real
+/// servers: the registry needs the `serve` feature).
+#[cfg(feature = "serve")]
+pub const GENERATORS: &[Generator] = &[
+    Generator {
+        name: "mana_crystal",
+        dir: "mana-crystal",
+        reads_corpus: false,
+        generate: mana_crystal::generate,
+    },
+    Generator {
+        name: "cantrip_and_ritual",
+        dir: "cantrip-and-ritual",
+        reads_corpus: true,
+        generate: cantrip_and_ritual::generate,
+    },
+    Generator {
+        name: "alchemy_of_compression",
+        dir: "alchemy-of-compression",
+        reads_corpus: true,
+        generate: alchemy_of_compression::generate,
+    },
+    Generator {
+        name: "transfer_of_wisdom",
+        dir: "transfer-of-wisdom",
+        reads_corpus: false,
+        generate: transfer_of_wisdom::generate,
+    },
+    Generator {
+        name: "speaking_stone",
+        dir: "speaking-stone",
+        reads_corpus: false,
+        generate: speaking_stone::generate,
+    },
+    Generator {
+        name: "layer_streamed",
+        dir: "nindub",
+        reads_corpus: false,
+        generate: layer_streamed::generate,
+    },
+];
+
+/// Greedy generation with the top candidates at each step (the Cantrip).
+const GENERATE_LOGITS: &[&str] = &[
+    "generate",
+    "--model",
+    "smollm2",
+    "--chat-template",
+    "--prompt",
+    "What is the capital of France?",
+    "--temperature",
+    "0",
+    "--repeat-penalty",
+    "1",
+    "--max-tokens",
+    "12",
+    "--logits",
+    "--top",
+    "3",
+];
+
+/// A transcript of the command line the book shows: the file (under
+/// `book/src/generated/`) and the `nindub` arguments, pieces joined in order.
+pub struct Transcript {
+    pub file: &'static str,
+    pub args: &'static [&'static [&'static str]],
+}
+
+/// Every command-line transcript the book shows.
+pub const TRANSCRIPTS: &[Transcript] = &[
+    Transcript {
+        file: "cantrip-and-ritual/generate-logits.txt",
+        args: &[GENERATE_LOGITS],
+    },
+    Transcript {
+        file: "cantrip-and-ritual/generate-logits-candle.txt",
+        args: &[GENERATE_LOGITS, &["--candle"]],
+    },
+    Transcript {
+        file: "cantrip-and-ritual/tokenize.txt",
+        args: &[&[
+            "tokenize",
+            "--model",
+            "smollm2",
+            "--prompt",
+            "The capital of France is",
+        ]],
+    },
+    Transcript {
+        file: "cantrip-and-ritual/budget-80mb.txt",
+        args: &[&[
+            "place",
+            "--model",
+            "smollm2",
+            "--budget",
+            "80MB",
+            "--context",
+            "512",
+        ]],
+    },
+    Transcript {
+        file: "alchemy-of-compression/quantize-minilm.txt",
+        args: &[&["quantize", "--scheme", "int8-channel", "minilm"]],
+    },
+    Transcript {
+        file: "mana-crystal/estimate-llama-3-8b.txt",
+        args: &[&["estimate", "--preset", "llama-3-8b", "--context", "8192"]],
+    },
+    Transcript {
+        file: "mana-crystal/estimate-smollm2.txt",
+        args: &[&["estimate", "--model", "smollm2"]],
+    },
+    Transcript {
+        file: "mana-crystal/estimate-minilm.txt",
+        args: &[&[
+            "estimate",
+            "--model",
+            "minilm",
+            "--context",
+            "256",
+            "--precision",
+            "f32,f16,int8",
+        ]],
+    },
+];
+
+/// Writes one result file atomically.
+pub fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    nindub::fsx::write_atomic(&dir.join(name), text.as_bytes())?;
+    Ok(())
+}

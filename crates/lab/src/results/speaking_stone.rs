@@ -1,0 +1,294 @@
+//! Generates the Results of "The Speaking Stone" into a directory:
+//! `cargo run -p lab --bin results -- run speaking_stone book/src/generated/speaking-stone`
+//! (or `cargo codex results`). It starts real servers on loopback ports and
+//! records real exchanges with them: the bytes on the wire, the JSON, the
+//! refusals. Greedy decoding and a fresh server make every byte
+//! reproducible, except the `created` field (the Unix time), shown as 0.
+
+use super::write;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use candle_core::Device;
+use nindub::assets;
+use nindub::model::generate::Generator;
+use nindub::serve::client::Client;
+use nindub::serve::{ServeConfig, Server};
+use serde_json::{Value, json};
+
+const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1";
+
+/// Writes the chapter's results into `out`.
+pub fn generate(out: &Path) -> Result<()> {
+    let out = out.to_path_buf();
+    back_pressure(&out)?;
+    let server = start(|_| {})?;
+    exchanges(&server, &out)?;
+    refusals(&server, &out)?;
+    keyed(&out)?;
+    counters(&server, &out)?;
+    println!("speaking_stone: wrote results to {}", out.display());
+    Ok(())
+}
+
+fn start(edit: impl FnOnce(&mut ServeConfig)) -> Result<Server> {
+    let mut cfg = ServeConfig::new(MODEL);
+    cfg.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    edit(&mut cfg);
+    Ok(Server::start(
+        Generator::load(&assets::smollm2()?, &Device::Cpu)?,
+        cfg,
+    )?)
+}
+
+/// `"created":1795…` → `"created":0`, the one field that is the clock.
+fn unclocked(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\"created\":") {
+        let (head, tail) = rest.split_at(i + "\"created\":".len());
+        out.push_str(head);
+        let tail = tail.trim_start();
+        let digits = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        out.push('0');
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One raw HTTP/1.1 exchange, returned as the text on the wire
+/// (response headers without `date`).
+fn wire(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> Result<String> {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}{}\r\n{body}",
+        if body.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+        }
+    );
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(300)))?;
+    s.write_all(request.as_bytes())?;
+    let mut bytes = vec![];
+    s.read_to_end(&mut bytes)?;
+    let response = String::from_utf8(bytes)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("a response without a head")?;
+    let head: Vec<&str> = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+        .collect();
+    let shown_request = request.replace(&addr.to_string(), "127.0.0.1:8080");
+    Ok(unclocked(&format!(
+        "{}\n{}\n\n{}",
+        shown_request.replace("\r\n", "\n"),
+        head.join("\n"),
+        dechunk(&head, body)
+    )))
+}
+
+/// A chunked body's payload (streams are sent in HTTP/1.1 chunks).
+fn dechunk(head: &[&str], body: &str) -> String {
+    if !head
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"))
+    {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn pretty(v: &Value) -> String {
+    unclocked(&serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+/// The routes, plain and streamed, as the wire carries them.
+fn exchanges(server: &Server, out: &Path) -> Result<()> {
+    let a = server.addr();
+    write(out, "models.txt", &wire(a, "GET", "/v1/models", "", "")?)?;
+    write(out, "health.txt", &wire(a, "GET", "/health", "", "")?)?;
+
+    let completion = json!({
+        "model": MODEL, "prompt": "The capital of France is",
+        "max_tokens": 6, "temperature": 0, "logprobs": 2,
+    });
+    let client = Client::new(&server.url());
+    let (status, answer) = client.post("/v1/completions", &completion)?;
+    ensure!(status == 200, "completion: {status} {answer}");
+    write(
+        out,
+        "completion.md",
+        &format!(
+            "```console\n$ curl -s http://127.0.0.1:8080/v1/completions -d '{completion}'\n```\n\n```json\n{}\n```\n",
+            pretty(&answer)
+        ),
+    )?;
+
+    let chat = json!({
+        "model": MODEL,
+        "messages": [{ "role": "user", "content": "What is the capital of France?" }],
+        "max_tokens": 4, "temperature": 0, "stream": true,
+        "logprobs": true, "top_logprobs": 2,
+        "stream_options": { "include_usage": true },
+    });
+    write(
+        out,
+        "stream.txt",
+        &wire(a, "POST", "/v1/chat/completions", "", &chat.to_string())?,
+    )?;
+    Ok(())
+}
+
+/// Bad requests and what the client reads back.
+fn refusals(server: &Server, out: &Path) -> Result<()> {
+    let client = Client::new(&server.url());
+    let cases: &[(&str, &str, &str)] = &[
+        ("malformed JSON", "/v1/completions", "{\"prompt\": \"Hi\""),
+        (
+            "a wrong type",
+            "/v1/completions",
+            r#"{"prompt": "Hi", "temperature": "hot"}"#,
+        ),
+        (
+            "out of range",
+            "/v1/completions",
+            r#"{"prompt": "Hi", "top_p": 1.5}"#,
+        ),
+        ("an empty prompt", "/v1/completions", r#"{"prompt": ""}"#),
+        (
+            "an unknown model",
+            "/v1/completions",
+            r#"{"model": "gpt-9", "prompt": "Hi"}"#,
+        ),
+        (
+            "too many tokens",
+            "/v1/completions",
+            r#"{"prompt": "Hi", "max_tokens": 100000}"#,
+        ),
+        (
+            "a role the template does not know",
+            "/v1/chat/completions",
+            r#"{"messages": [{"role": "wizard", "content": "Hi"}]}"#,
+        ),
+        (
+            "several choices",
+            "/v1/chat/completions",
+            r#"{"messages": [{"role": "user", "content": "Hi"}], "n": 2}"#,
+        ),
+    ];
+    let mut md = String::from("| request | body | status | error message |\n|---|---|---|---|\n");
+    for (what, path, body) in cases {
+        let (status, v) = client.post_raw(path, body.as_bytes())?;
+        ensure!((400..500).contains(&status), "{what}: {status}");
+        md.push_str(&format!(
+            "| {what} | `{}` | {status} | {} |\n",
+            body.replace('|', "\\|"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('|', "\\|")
+        ));
+    }
+    write(out, "refusals.md", &md)
+}
+
+/// A server with a key: without it, and with it.
+fn keyed(out: &Path) -> Result<()> {
+    let server = start(|c| c.api_key = Some("s3cret".into()))?;
+    let a = server.addr();
+    let text = format!(
+        "{}\n\n{}",
+        wire(a, "GET", "/v1/models", "", "")?,
+        wire(
+            a,
+            "GET",
+            "/v1/models",
+            "Authorization: Bearer s3cret\r\n",
+            ""
+        )?
+    );
+    write(out, "api-key.txt", &text)
+}
+
+/// A queue of one: a request running, one waiting, the third refused.
+fn back_pressure(out: &Path) -> Result<()> {
+    let server = start(|c| c.queue = 1)?;
+    let client = Client::new(&server.url());
+    let long = json!({ "prompt": "Once upon a time", "max_tokens": 200, "temperature": 0 });
+    let wait_for = |key: &str| -> Result<()> {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if client.get("/health")?.1["queue"][key] == 1 {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        anyhow::bail!("the queue never had one {key}")
+    };
+    // Both clients hang up once the refusal is recorded.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hang_up = |c: Client, d: std::sync::Arc<std::sync::atomic::AtomicBool>, body: Value| {
+        std::thread::spawn(move || {
+            c.stream("/v1/completions", &body, |_| {
+                !d.load(std::sync::atomic::Ordering::Relaxed)
+            })
+        })
+    };
+    let running = hang_up(client.clone(), done.clone(), long.clone());
+    wait_for("running")?;
+    let waiting = hang_up(client.clone(), done.clone(), long.clone());
+    wait_for("waiting")?;
+    let health = wire(server.addr(), "GET", "/health", "", "")?;
+    let refused = wire(
+        server.addr(),
+        "POST",
+        "/v1/completions",
+        "",
+        &long.to_string(),
+    )?;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = running.join();
+    let _ = waiting.join();
+    write(out, "queue-full.txt", &format!("{health}\n\n{refused}"))
+}
+
+/// The counters of /metrics after the exchanges above (the histograms'
+/// sums are timings, left to the benchmark).
+fn counters(server: &Server, out: &Path) -> Result<()> {
+    let (_, text) = Client::new(&server.url()).get("/metrics")?;
+    let text = text.as_str().context("metrics are text")?;
+    // Series in a stable order (a labelled family is a hash map).
+    let mut kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.contains("duration"))
+        .filter(|l| l.contains("_total") || l.contains("_count ") || l.starts_with("nindub_queue"))
+        .collect();
+    kept.sort();
+    write(
+        out,
+        "metrics.txt",
+        &format!(
+            "$ curl -s http://127.0.0.1:8080/metrics   # (counters and gauges)\n{}\n",
+            kept.join("\n")
+        ),
+    )
+}

@@ -1,0 +1,124 @@
+//! `nindub distill`: knowledge distillation (The Transfer of Wisdom).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use nindub::assets;
+
+#[derive(Subcommand)]
+pub enum DistillCommand {
+    /// SmolLM2 (the teacher) and a small Llama-shaped student on the corpus:
+    /// the teacher's top-k logits are cached once, then a student is trained
+    /// on hard next tokens and another with the distillation loss.
+    Lm(DistillLmArgs),
+}
+
+#[derive(Args)]
+pub struct DistillLmArgs {
+    /// The teacher: a GGUF file or a cached asset name.
+    #[arg(long, default_value = "smollm2")]
+    teacher: String,
+    /// The text to learn from (default: the file named by NINDUB_CORPUS).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// The reduced experiment CI runs (a few minutes) instead of the book's.
+    #[arg(long)]
+    quick: bool,
+    /// Optimiser steps per student.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Temperature of the soft targets (T > 0).
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Weight of the soft part (0 = hard labels only, 1 = soft only).
+    #[arg(long)]
+    alpha: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where the students, their checkpoints and metrics go; a rerun with
+    /// the same settings resumes from the checkpoints found there.
+    #[arg(long, default_value = "distill-lm")]
+    out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(what: DistillCommand) -> Result<()> {
+    match what {
+        DistillCommand::Lm(args) => lm(args),
+    }
+}
+
+fn lm(args: DistillLmArgs) -> Result<()> {
+    use nindub::distill::lm::{LmExperimentConfig, run_experiment};
+    let mut cfg = if args.quick {
+        LmExperimentConfig::quick()
+    } else {
+        LmExperimentConfig::book()
+    };
+    cfg.steps = args.steps.unwrap_or(cfg.steps);
+    cfg.temperature = args.temperature.unwrap_or(cfg.temperature);
+    cfg.alpha = args.alpha.unwrap_or(cfg.alpha);
+    cfg.seed = args.seed.unwrap_or(cfg.seed);
+    nindub::distill::loss::KdConfig::new(cfg.temperature, cfg.alpha, true)?;
+    let teacher = assets::resolve(&args.teacher)?;
+    let corpus = match args.corpus {
+        Some(c) => c,
+        None => nindub::corpus::path()?,
+    };
+    eprintln!(
+        "teacher {} · corpus {} · {} steps × {} windows of {} tokens · T = {} · α = {}",
+        teacher.display(),
+        corpus.display(),
+        cfg.steps,
+        cfg.batch,
+        cfg.window,
+        cfg.temperature,
+        cfg.alpha
+    );
+    let cache = nindub::distill::soft_targets::default_dir();
+    let e = run_experiment(&teacher, &corpus, &cfg, &cache, Some(&args.out), true)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        return Ok(());
+    }
+    println!(
+        "teacher: {} parameters, held-out perplexity {:.1} ({:.0} tokens/s{})",
+        e.teacher_params,
+        e.teacher_held_out_ppl,
+        e.teacher_tokens_per_sec,
+        if e.soft_targets_from_cache {
+            ", soft targets read from the cache"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>8} {:>12} {:>10}",
+        "student", "params", "held-out", "steps", "tokens/s", "peak RSS"
+    );
+    for (name, r) in [("hard", &e.hard), ("distilled", &e.distilled)] {
+        println!(
+            "{:<10} {:>10} {:>10.1} {:>8} {:>12.0} {:>10}",
+            name,
+            r.params,
+            r.held_out_ppl,
+            r.steps,
+            r.tokens_per_sec,
+            r.peak_rss_bytes
+                .map(|b| bytesize::ByteSize(b).to_string())
+                .unwrap_or_else(|| "?".into())
+        );
+    }
+    for s in &e.samples {
+        println!("\n[{}] {}{}", s.model, s.prompt, s.text);
+    }
+    println!(
+        "\nstudents saved under {} (try: nindub generate --model {}/distilled/student --prompt \"ROMEO:\")",
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}

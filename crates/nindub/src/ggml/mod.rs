@@ -1,0 +1,26 @@
+//! GGML's block types, defined once, and the kernels that read them.
+//!
+//! A GGUF file stores a quantized matrix as blocks of [`QK`] = 32 weights:
+//! an f16 scale (and, for Q4_1, an f16 offset), then the codes. This folder
+//! is the one place where those layouts are written down and the one place
+//! where products over them are computed:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`blocks`] | `#[repr(C)]` block types with their sizes asserted; encode and decode |
+//! | [`matrix`] | a weight matrix as its blocks ([`QMatrix`]), an activation quantized once ([`Activation`]); matrix-vector and matrix-matrix products |
+//! | [`kernels`] | one row · one activation: the portable reference, and the dispatcher that picks AVX2 when the CPU has it |
+//! | `avx2` | the same dot products in AVX2 (x86-64 only), apart from the reference as in candle's `k_quants.rs` / `avx.rs` |
+//!
+//! The fused decoder ([`crate::model::fused`]) computes with them, the
+//! exporter ([`crate::compress::export`]) writes blocks through them, and the
+//! streamer ([`crate::stream::streamer`]) only moves their bytes.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+pub mod blocks;
+pub mod kernels;
+pub mod matrix;
+
+pub use blocks::{Format, QK};
+pub use matrix::{Activation, QMatrix};

@@ -1,0 +1,689 @@
+//! The axum application: routes, streaming, limits, and the worker behind
+//! them.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request as HttpRequest, State};
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseFrame, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use super::auth::ApiKey;
+use super::metrics::{Metrics, RequestLabels};
+use super::protocol::{ApiError, Input, Limits};
+use super::queue::{Event, Job, Queue, Summary, TokenInfo};
+use super::{protocol, queue, web};
+use crate::error::{Error, Result};
+use crate::model::generate::{GenerateConfig, Generator};
+use crate::model::tokenizer::{GgufTokenizer, Message};
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// 127.0.0.1 unless asked otherwise.
+    pub addr: SocketAddr,
+    /// The name clients use for the model (`/v1/models`).
+    pub model_id: String,
+    /// How many requests may wait while one is generated.
+    pub queue: usize,
+    pub api_key: Option<String>,
+    /// Origins allowed to call from a browser page elsewhere (none: CORS off).
+    pub cors_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub max_prompt_tokens: usize,
+    pub max_tokens: usize,
+    /// From arrival to the last token.
+    pub timeout: Duration,
+    /// Stop on Ctrl-C (the command line; not inside a notebook kernel,
+    /// whose interrupts are SIGINT too).
+    pub stop_on_ctrl_c: bool,
+}
+
+impl ServeConfig {
+    pub fn new(model_id: impl Into<String>) -> Self {
+        ServeConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            model_id: model_id.into(),
+            queue: 8,
+            api_key: None,
+            cors_origins: vec![],
+            max_body_bytes: 1 << 20,
+            max_prompt_tokens: 4096,
+            max_tokens: 1024,
+            timeout: Duration::from_secs(300),
+            stop_on_ctrl_c: false,
+        }
+    }
+}
+
+struct AppState {
+    model_id: String,
+    tokenizer: Arc<GgufTokenizer>,
+    queue: Arc<Queue>,
+    metrics: Arc<Metrics>,
+    key: Option<ApiKey>,
+    limits: Limits,
+    max_body_bytes: usize,
+    timeout: Duration,
+    next_id: AtomicU64,
+}
+
+type Shared = Arc<AppState>;
+
+/// A running server; dropping it stops it.
+pub struct Server {
+    addr: SocketAddr,
+    queue: Arc<Queue>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    http: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds, then serves on background threads: one for the model, a
+    /// small tokio runtime for HTTP.
+    pub fn start(generator: Generator, cfg: ServeConfig) -> Result<Server> {
+        if cfg.queue == 0 {
+            return Err(Error::invalid(
+                "queue depth",
+                "0 would refuse every request while one is generated; use at least 1",
+            ));
+        }
+        let listener = std::net::TcpListener::bind(cfg.addr)
+            .and_then(|l| l.set_nonblocking(true).map(|_| l))
+            .map_err(|e| Error::io(format!("address {}", cfg.addr), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io(format!("address {}", cfg.addr), e))?;
+        let queue = Arc::new(Queue::new(cfg.queue));
+        let metrics = Arc::new(Metrics::new());
+        let context = generator.decoder.capacity();
+        let state = Arc::new(AppState {
+            model_id: cfg.model_id.clone(),
+            tokenizer: generator.tokenizer.clone(),
+            queue: queue.clone(),
+            metrics: metrics.clone(),
+            key: cfg.api_key.as_deref().map(ApiKey::new),
+            limits: Limits {
+                max_tokens: cfg.max_tokens,
+                max_prompt_tokens: cfg.max_prompt_tokens.min(context.saturating_sub(1)),
+                context,
+            },
+            max_body_bytes: cfg.max_body_bytes,
+            timeout: cfg.timeout,
+            next_id: AtomicU64::new(1),
+        });
+        let app = router(state, &cfg.cors_origins)?;
+        let worker = queue::spawn_worker(generator, queue.clone(), metrics);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let ctrl_c = cfg.stop_on_ctrl_c;
+        let http = std::thread::Builder::new()
+            .name("nindub-http".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let stop = async move {
+                        tokio::select! {
+                            _ = rx => {}
+                            _ = async {
+                                if ctrl_c {
+                                    let _ = tokio::signal::ctrl_c().await;
+                                } else {
+                                    std::future::pending::<()>().await;
+                                }
+                            } => eprintln!("nindub: stopping"),
+                        }
+                    };
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                })
+            })
+            .map_err(|e| Error::io("a thread for the HTTP server", e))?;
+        Ok(Server {
+            addr,
+            queue,
+            shutdown: Some(tx),
+            http: Some(http),
+            worker: Some(worker),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Blocks until the server stops (Ctrl-C when enabled).
+    pub fn wait(mut self) -> Result<()> {
+        let result = match self.http.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => Err(Error::io(format!("serving on {}", self.addr), e)),
+            Some(Err(_)) => Err(Error::invalid("server", "the HTTP thread panicked")),
+            _ => Ok(()),
+        };
+        self.stop();
+        result
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.queue.close();
+        if let Some(h) = self.http.take() {
+            let _ = h.join();
+        }
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn router(state: Shared, cors_origins: &[String]) -> Result<Router> {
+    let v1 = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let mut app = Router::new()
+        .route("/", get(web::index))
+        .route("/app.js", get(web::script))
+        .route("/style.css", get(web::style))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .merge(v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state);
+    if !cors_origins.is_empty() {
+        let origins = cors_origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o).map_err(|_| Error::invalid("CORS origin", o.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        app = app.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([AUTHORIZATION, CONTENT_TYPE]),
+        );
+    }
+    Ok(app)
+}
+
+// === Middleware ===
+
+/// Counts every request by route and status.
+async fn count(State(s): State<Shared>, req: HttpRequest, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    s.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    s.metrics.duration.observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// With a key set, every `/v1` route needs `Authorization: Bearer KEY`.
+async fn require_key(State(s): State<Shared>, req: HttpRequest, next: Next) -> Response {
+    if let Some(key) = &s.key {
+        let header = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        if !key.verify_header(header) {
+            let mut r = error(ApiError::new(
+                401,
+                "authentication_error",
+                "invalid_api_key",
+                "a valid API key is required: send `Authorization: Bearer KEY`",
+            ));
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+// === Routes ===
+
+async fn health(State(s): State<Shared>) -> Response {
+    let (waiting, running) = s.queue.depth();
+    axum::Json(json!({
+        "status": "ok",
+        "model": s.model_id,
+        "queue": { "waiting": waiting, "running": running, "capacity": s.queue.capacity() },
+    }))
+    .into_response()
+}
+
+async fn metrics_text(State(s): State<Shared>) -> Response {
+    s.metrics.set_queue(s.queue.depth());
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn models(State(s): State<Shared>) -> Response {
+    axum::Json(json!({
+        "object": "list",
+        "data": [{ "id": s.model_id, "object": "model", "created": 0, "owned_by": "nindub" }],
+    }))
+    .into_response()
+}
+
+async fn not_found(req: HttpRequest) -> Response {
+    error(ApiError::new(
+        404,
+        "invalid_request_error",
+        "not_found",
+        format!("no route {} {}", req.method(), req.uri().path()),
+    ))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Response {
+    error(ApiError::new(
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    ))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    Completion,
+    Chat,
+}
+
+async fn completions(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    respond(s, headers, body, Endpoint::Completion).await
+}
+
+async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    respond(s, headers, body, Endpoint::Chat).await
+}
+
+// ANCHOR: respond
+async fn respond(s: Shared, headers: HeaderMap, body: Body, endpoint: Endpoint) -> Response {
+    let arrived = Instant::now();
+    let prepared = async {
+        let bytes = read_body(&headers, body, s.max_body_bytes).await?;
+        let req = match endpoint {
+            Endpoint::Completion => protocol::parse_completion(&bytes, &s.limits)?,
+            Endpoint::Chat => protocol::parse_chat(&bytes, &s.limits)?,
+        };
+        if let Some(m) = req.model.as_deref().filter(|m| *m != s.model_id) {
+            let mut e = ApiError::new(
+                404,
+                "invalid_request_error",
+                "model_not_found",
+                format!(
+                    "the model `{m}` does not exist here (this server has `{}`)",
+                    s.model_id
+                ),
+            );
+            e.param = Some("model".into());
+            return Err(e);
+        }
+        let prompt = prompt_ids(&s.tokenizer, &req.input)?;
+        let max_tokens = req.budget(prompt.len(), &s.limits)?;
+        Ok((req, prompt, max_tokens))
+    };
+    let (req, prompt, max_tokens) = match prepared.await {
+        Ok(p) => p,
+        Err(e) => return error(e),
+    };
+    let (tx, rx) = unbounded_channel();
+    let job = Job {
+        prompt,
+        config: GenerateConfig {
+            sampling: req.sampling.clone(),
+            max_tokens,
+            stop: req.stop.clone(),
+            use_cache: true,
+            top_n: if req.logprobs { req.top_logprobs } else { 0 },
+            ignore_eos: false,
+        },
+        top_logprobs: req.top_logprobs,
+        arrived,
+        deadline: arrived + s.timeout,
+        events: tx,
+    };
+    if let Err(retry_after) = s.queue.submit(job) {
+        s.metrics.rejected.inc();
+        let mut r = error(ApiError::new(
+            503,
+            "server_busy",
+            "queue_full",
+            format!(
+                "the queue is full ({} waiting for the model); retry in {retry_after} s",
+                s.queue.capacity()
+            ),
+        ));
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+        return r;
+    }
+    s.metrics.set_queue(s.queue.depth());
+    let meta = Meta {
+        id: format!(
+            "{}-{}",
+            if endpoint == Endpoint::Chat {
+                "chatcmpl"
+            } else {
+                "cmpl"
+            },
+            s.next_id.fetch_add(1, Ordering::Relaxed)
+        ),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: s.model_id.clone(),
+        endpoint,
+        logprobs: req.logprobs,
+        include_usage: req.include_usage,
+    };
+    if req.stream {
+        stream(meta, rx)
+    } else {
+        collect(meta, rx).await
+    }
+}
+// ANCHOR_END: respond
+
+/// The body, refused beyond the limit (413).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            413,
+            "invalid_request_error",
+            "body_too_large",
+            format!("the body is larger than this server's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| too_large())
+}
+
+/// The token ids of a prompt, or of a conversation through the chat template.
+fn prompt_ids(tokenizer: &GgufTokenizer, input: &Input) -> std::result::Result<Vec<u32>, ApiError> {
+    let text = match input {
+        Input::Prompt(p) => p.clone(),
+        Input::Chat(turns) => {
+            let messages: Vec<Message> = turns.iter().map(|(r, c)| Message::new(r, c)).collect();
+            tokenizer
+                .apply_chat_template(&messages, true)
+                .map_err(|e| ApiError::invalid(Some("messages"), e.to_string()))?
+        }
+    };
+    tokenizer
+        .encode(&text)
+        .map_err(|e| ApiError::invalid(Some("prompt"), e.to_string()))
+}
+
+fn error(e: ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(e.body())).into_response()
+}
+
+// === Responses ===
+
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+    endpoint: Endpoint,
+    logprobs: bool,
+    include_usage: bool,
+}
+
+impl Meta {
+    fn object(&self, chunk: bool) -> &'static str {
+        match (self.endpoint, chunk) {
+            (Endpoint::Chat, false) => "chat.completion",
+            (Endpoint::Chat, true) => "chat.completion.chunk",
+            (Endpoint::Completion, _) => "text_completion",
+        }
+    }
+
+    fn envelope(&self, chunk: bool, choices: Value) -> Value {
+        json!({
+            "id": self.id,
+            "object": self.object(chunk),
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        })
+    }
+}
+
+fn usage(s: &Summary) -> Value {
+    json!({
+        "prompt_tokens": s.prompt_tokens,
+        "completion_tokens": s.completion_tokens,
+        "total_tokens": s.prompt_tokens + s.completion_tokens,
+    })
+}
+
+// ANCHOR: logprobs
+/// Chat's logprobs entry for one token.
+fn chat_logprob(t: &TokenInfo) -> Value {
+    let entry =
+        |text: &str, lp: f32| json!({ "token": text, "logprob": lp, "bytes": text.as_bytes() });
+    let mut e = entry(&t.text, t.logprob);
+    e["top_logprobs"] = t.top.iter().map(|(text, lp)| entry(text, *lp)).collect();
+    e
+}
+
+/// The legacy completions' logprobs for tokens starting at `offset`.
+fn completion_logprobs(tokens: &[TokenInfo], mut offset: usize) -> Value {
+    let mut text_offset = vec![];
+    for t in tokens {
+        text_offset.push(offset);
+        offset += t.text.len();
+    }
+    json!({
+        "tokens": tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+        "token_logprobs": tokens.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+        "top_logprobs": tokens.iter().map(|t| {
+            t.top.iter().map(|(text, lp)| (text.clone(), json!(lp))).collect::<serde_json::Map<_, _>>()
+        }).collect::<Vec<_>>(),
+        "text_offset": text_offset,
+    })
+}
+// ANCHOR_END: logprobs
+
+/// A non-streamed answer: wait for the end.
+async fn collect(meta: Meta, mut rx: UnboundedReceiver<Event>) -> Response {
+    let mut tokens = vec![];
+    let summary = loop {
+        match rx.recv().await {
+            Some(Event::Token { token, .. }) => tokens.push(token),
+            Some(Event::Done(s)) => break s,
+            Some(Event::Failed(e)) => return error(e),
+            None => {
+                return error(ApiError::new(
+                    503,
+                    "server_error",
+                    "shutting_down",
+                    "the server stopped before the answer was complete",
+                ));
+            }
+        }
+    };
+    let logprobs = match (meta.logprobs, meta.endpoint) {
+        (false, _) => Value::Null,
+        (true, Endpoint::Chat) => {
+            json!({ "content": tokens.iter().map(chat_logprob).collect::<Vec<_>>() })
+        }
+        (true, Endpoint::Completion) => completion_logprobs(&tokens, 0),
+    };
+    let choice = match meta.endpoint {
+        Endpoint::Chat => json!({
+            "index": 0,
+            "message": { "role": "assistant", "content": summary.text },
+            "logprobs": logprobs,
+            "finish_reason": summary.finish_reason,
+        }),
+        Endpoint::Completion => json!({
+            "index": 0,
+            "text": summary.text,
+            "logprobs": logprobs,
+            "finish_reason": summary.finish_reason,
+        }),
+    };
+    let mut body = meta.envelope(false, json!([choice]));
+    body["usage"] = usage(&summary);
+    axum::Json(body).into_response()
+}
+
+/// A streamed answer: one SSE `data:` chunk per token, then `[DONE]`.
+/// When the client goes away, the stream (and with it the receiver) is
+/// dropped, and the worker stops at its next token.
+fn stream(meta: Meta, rx: UnboundedReceiver<Event>) -> Response {
+    struct St {
+        meta: Meta,
+        rx: UnboundedReceiver<Event>,
+        out: std::collections::VecDeque<String>,
+        offset: usize,
+        done: bool,
+    }
+    let mut st = St {
+        meta,
+        rx,
+        out: Default::default(),
+        offset: 0,
+        done: false,
+    };
+    if st.meta.endpoint == Endpoint::Chat {
+        let first = st.meta.envelope(
+            true,
+            json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }]),
+        );
+        st.out.push_back(first.to_string());
+    }
+    let frames = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(data) = st.out.pop_front() {
+                return Some((Ok::<_, Infallible>(SseFrame::default().data(data)), st));
+            }
+            if st.done {
+                return None;
+            }
+            match st.rx.recv().await {
+                Some(Event::Token { text, token }) => {
+                    let chunk = token_chunk(&st.meta, &text, Some(&token), st.offset);
+                    st.offset += token.text.len();
+                    st.out.push_back(chunk.to_string());
+                }
+                Some(Event::Done(summary)) => {
+                    if !summary.tail.is_empty() {
+                        let chunk = token_chunk(&st.meta, &summary.tail, None, st.offset);
+                        st.out.push_back(chunk.to_string());
+                    }
+                    let last = match st.meta.endpoint {
+                        Endpoint::Chat => {
+                            json!([{ "index": 0, "delta": {}, "logprobs": null, "finish_reason": summary.finish_reason }])
+                        }
+                        Endpoint::Completion => {
+                            json!([{ "index": 0, "text": "", "logprobs": null, "finish_reason": summary.finish_reason }])
+                        }
+                    };
+                    st.out.push_back(st.meta.envelope(true, last).to_string());
+                    if st.meta.include_usage {
+                        let mut u = st.meta.envelope(true, json!([]));
+                        u["usage"] = usage(&summary);
+                        st.out.push_back(u.to_string());
+                    }
+                    st.out.push_back("[DONE]".into());
+                    st.done = true;
+                }
+                Some(Event::Failed(e)) => {
+                    st.out.push_back(e.body().to_string());
+                    st.out.push_back("[DONE]".into());
+                    st.done = true;
+                }
+                None => st.done = true,
+            }
+        }
+    });
+    Sse::new(frames)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// One streamed chunk: `text` released now, with the token's logprobs.
+fn token_chunk(meta: &Meta, text: &str, token: Option<&TokenInfo>, offset: usize) -> Value {
+    let logprobs = match (meta.logprobs, token, meta.endpoint) {
+        (true, Some(t), Endpoint::Chat) => json!({ "content": [chat_logprob(t)] }),
+        (true, Some(t), Endpoint::Completion) => {
+            completion_logprobs(std::slice::from_ref(t), offset)
+        }
+        _ => Value::Null,
+    };
+    let choice = match meta.endpoint {
+        Endpoint::Chat => {
+            json!({ "index": 0, "delta": { "content": text }, "logprobs": logprobs, "finish_reason": null })
+        }
+        Endpoint::Completion => {
+            json!({ "index": 0, "text": text, "logprobs": logprobs, "finish_reason": null })
+        }
+    };
+    meta.envelope(true, json!([choice]))
+}

@@ -1,0 +1,231 @@
+//! "A budget bounds memory" as a promise of the program: `nindub generate
+//! --budget B` and `nindub serve --budget B`, run as child processes on
+//! SmolLM2 at three budgets (everything resident, half streamed, one layer
+//! at a time), peak at most B plus the fixed overhead the process measured
+//! before it read a weight (program, header, tokenizer, allocator; for the
+//! server, its HTTP runtime too), and answer exactly as the resident run.
+//! The peak is the kernel's (`VmHWM` of the child), not the program's own
+//! report.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use nindub::assets;
+use nindub::model::generate::{Engine, Generator, LoadOptions};
+use nindub::model::tokenizer::GgufTokenizer;
+use nindub::serve::client::Client;
+use nindub::stream::placement;
+use nindub::stream::source::ModelSource;
+use nindub::stream::streamer::StreamOptions;
+use serde_json::json;
+
+const PROMPT: &str = "The capital of France is";
+const TOKENS: usize = 8;
+
+/// Three budgets for SmolLM2 with a KV cache for `context` positions:
+/// everything resident, about half the layers, and the minimum (two
+/// staging buffers and nothing else resident).
+fn budgets(context: usize) -> [u64; 3] {
+    let source = ModelSource::open(&assets::smollm2().unwrap()).unwrap();
+    let d = placement::demand(&source, context).unwrap();
+    let reserved = d.fixed + d.kv_cache + d.activations;
+    let all: u64 = reserved + d.layers.iter().sum::<u64>();
+    let minimum = reserved + 2 * d.layers.iter().copied().max().unwrap();
+    [all, (all + minimum) / 2, minimum]
+}
+
+/// The "fixed overhead N B" a process printed on stderr.
+fn overhead(stderr: &str) -> u64 {
+    let at = stderr
+        .find("fixed overhead ")
+        .unwrap_or_else(|| panic!("no overhead reported:\n{stderr}"));
+    stderr[at + 15..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable overhead:\n{stderr}"))
+}
+
+/// The promise: `what`'s peak within its budget plus the fixed overhead it
+/// printed, and that overhead no larger than a program (it cannot hide
+/// weights).
+fn assert_kept(what: &str, budget: u64, peak: u64, stderr: &str) {
+    let fixed = overhead(stderr);
+    eprintln!(
+        "{what} --budget {budget}: peak {peak} B = budget + {:.1} MB; fixed overhead {fixed} B",
+        (peak as f64 - budget as f64) / 1e6
+    );
+    assert!(
+        fixed < 96 << 20,
+        "{what}: an overhead of {fixed} B hides more than a program"
+    );
+    assert!(
+        peak <= budget + fixed,
+        "{what}: budget {budget} B + overhead {fixed} B, but the peak was {peak} B:\n{stderr}"
+    );
+}
+
+/// A process's peak resident bytes so far (`VmHWM`; `None` once it has
+/// exited and its memory is gone).
+fn peak_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())?;
+    Some(kb * 1024)
+}
+
+/// Runs `nindub ARGS` to its end: (stdout, stderr, peak resident bytes).
+///
+/// The peak is the kernel's high-water mark of the process after `exec`,
+/// read every 2 ms until the process is gone (it only grows, and nothing
+/// after the last reading but the exit's teardown). Not `ru_maxrss`: Linux
+/// keeps in it the test process's own size from before the `exec`.
+fn run_measured(args: &[String]) -> (String, String, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nindub"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut o, mut e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || std::io::read_to_string(&mut o).unwrap());
+    let err = std::thread::spawn(move || std::io::read_to_string(&mut e).unwrap());
+    let mut peak = 0;
+    let status = loop {
+        if let Some(p) = peak_of(child.id()) {
+            peak = peak.max(p);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "nindub {args:?} failed:\n{err}");
+    assert!(peak > 0, "no reading of the process's memory");
+    (out, err, peak)
+}
+
+#[test]
+fn generate_keeps_its_budget_and_its_answer() {
+    let model = assets::smollm2().unwrap();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "generate",
+            "--prompt",
+            PROMPT,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            &TOKENS.to_string(),
+            "--logits",
+            "--top",
+            "5",
+            "--model",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(model.display().to_string());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let (resident, _, _) = run_measured(&base(&[]));
+    let tokenizer = GgufTokenizer::from_gguf(&ModelSource::open(&model).unwrap().files[0]).unwrap();
+    let context = tokenizer.encode(PROMPT).unwrap().len() + TOKENS + 1;
+    for budget in budgets(context) {
+        let (out, err, peak) = run_measured(&base(&["--budget", &budget.to_string()]));
+        assert_eq!(out, resident, "budget {budget}: the answer changed");
+        assert_kept("generate", budget, peak, &err);
+    }
+}
+
+#[test]
+fn serve_keeps_its_budget() {
+    let model = assets::smollm2().unwrap();
+    // `serve` reserves the KV cache for its longest admitted request.
+    let (max_prompt, max_tokens) = (64, 16);
+    for budget in budgets(max_prompt + max_tokens + 1) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nindub"))
+            .args(["serve", "--port", "0", "--model"])
+            .arg(&model)
+            .args(["--max-prompt-tokens", &max_prompt.to_string()])
+            .args(["--max-tokens", &max_tokens.to_string()])
+            .args(["--budget", &budget.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = Arc::new(Mutex::new(String::new()));
+        let sink = err.clone();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap()
+            .trim()
+            .to_string();
+        let client = Client::new(&url);
+        for prompt in ["Once upon a time", PROMPT, "Rust is"] {
+            let (status, body) = client
+                .post(
+                    "/v1/completions",
+                    &json!({ "prompt": prompt, "max_tokens": max_tokens, "temperature": 0 }),
+                )
+                .unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let peak: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        let peak = peak * 1024;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = reader.join();
+        let err = err.lock().unwrap().clone();
+        assert_kept("serve", budget, peak, &err);
+    }
+}
+
+/// In process, the logits themselves: a budgeted engine streams the same
+/// bytes into the same arithmetic, bit for bit.
+#[test]
+fn budgeted_logits_are_the_resident_logits_bit_for_bit() {
+    let model = assets::smollm2().unwrap();
+    let resident_opts = LoadOptions {
+        engine: Engine::Fused,
+        ..Default::default()
+    };
+    let mut resident = Generator::open(&model, &resident_opts).unwrap();
+    let ids = resident.tokenizer.encode(PROMPT).unwrap();
+    let want = resident.decoder.forward(&ids).unwrap();
+    let next = resident.decoder.step(1).unwrap();
+    for budget in budgets(ids.len() + 2) {
+        let opts = LoadOptions {
+            stream: StreamOptions {
+                budget: Some(budget),
+                context: ids.len() + 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut g = Generator::open(&model, &opts).unwrap();
+        assert_eq!(g.decoder.name(), "fused");
+        assert_eq!(g.decoder.forward(&ids).unwrap(), want, "budget {budget}");
+        assert_eq!(g.decoder.step(1).unwrap(), next, "budget {budget}");
+    }
+}

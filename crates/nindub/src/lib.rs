@@ -5,7 +5,7 @@
 //!
 //! | folder | chapter | what |
 //! |---|---|---|
-//! | [`budget`] | The Mana Crystal | bytes of weights, KV cache, activations; verdicts; the process's own resident memory |
+//! | [`budget`] | The Mana Crystal | bytes of weights, KV cache, activations; verdicts |
 //! | [`model`] | The Cantrip and the Ritual | GGUF, tokenizer, the decoders (candle's and the fused one), sampling, the one generation loop |
 //! | [`ggml`] | The Cantrip and the Ritual | GGML's block types, defined once, and the kernels over them |
 //! | [`compress`] | The Alchemy of Compression | quantization, quantized layers, whole-model evaluation, GGUF export |
@@ -15,8 +15,9 @@
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
 //! models, fetched with pip), [`corpus`] (the text named by
-//! `NINDUB_CORPUS`), [`fsx`] (atomic writes, hashes), [`progress`] and
-//! [`profile`] (where time goes), [`error`].
+//! `NINDUB_CORPUS`), [`fsx`] (atomic writes, hashes), [`process`] (the
+//! process's resident memory), [`progress`] and [`profile`] (where time
+//! goes), [`error`].
 //!
 //! Dependencies point one way: `ggml` and `stream` know nothing of the
 //! decoders; `model` uses both; `compress`, `distill` and `serve` use
@@ -36,6 +37,7 @@ pub mod error;
 pub mod fsx;
 pub mod ggml;
 pub mod model;
+pub mod process;
 pub mod profile;
 pub mod progress;
 pub mod serve;

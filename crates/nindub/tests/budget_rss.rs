@@ -7,9 +7,11 @@
 //! The peak is the kernel's (`VmHWM` of the child), not the program's own
 //! report.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+
+use common::{memory_kb, serve};
 
 use nindub::assets;
 use nindub::model::generate::{Engine, Generator, LoadOptions};
@@ -66,17 +68,6 @@ fn assert_kept(what: &str, budget: u64, peak: u64, stderr: &str) {
     );
 }
 
-/// A process's peak resident bytes so far (`VmHWM`; `None` once it has
-/// exited and its memory is gone).
-fn peak_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())?;
-    Some(kb * 1024)
-}
-
 /// Runs `nindub ARGS` to its end: (stdout, stderr, peak resident bytes).
 ///
 /// The peak is the kernel's high-water mark of the process after `exec`,
@@ -95,8 +86,8 @@ fn run_measured(args: &[String]) -> (String, String, u64) {
     let err = std::thread::spawn(move || std::io::read_to_string(&mut e).unwrap());
     let mut peak = 0;
     let status = loop {
-        if let Some(p) = peak_of(child.id()) {
-            peak = peak.max(p);
+        if let Some((_, hwm)) = memory_kb(child.id()) {
+            peak = peak.max(hwm * 1024);
         }
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -145,38 +136,18 @@ fn generate_keeps_its_budget_and_its_answer() {
 
 #[test]
 fn serve_keeps_its_budget() {
-    let model = assets::smollm2().unwrap();
     // `serve` reserves the KV cache for its longest admitted request.
     let (max_prompt, max_tokens) = (64, 16);
     for budget in budgets(max_prompt + max_tokens + 1) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nindub"))
-            .args(["serve", "--port", "0", "--model"])
-            .arg(&model)
-            .args(["--max-prompt-tokens", &max_prompt.to_string()])
-            .args(["--max-tokens", &max_tokens.to_string()])
-            .args(["--budget", &budget.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let err = Arc::new(Mutex::new(String::new()));
-        let sink = err.clone();
-        let stderr = child.stderr.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap()
-            .trim()
-            .to_string();
-        let client = Client::new(&url);
+        let served = serve(&[
+            "--max-prompt-tokens",
+            &max_prompt.to_string(),
+            "--max-tokens",
+            &max_tokens.to_string(),
+            "--budget",
+            &budget.to_string(),
+        ]);
+        let client = Client::new(&served.url);
         for prompt in ["Once upon a time", PROMPT, "Rust is"] {
             let (status, body) = client
                 .post(
@@ -186,18 +157,10 @@ fn serve_keeps_its_budget() {
                 .unwrap();
             assert_eq!(status, 200, "{body}");
         }
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-        let peak: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap();
-        let peak = peak * 1024;
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = reader.join();
-        let err = err.lock().unwrap().clone();
-        assert_kept("serve", budget, peak, &err);
+        let (_, peak) = memory_kb(served.child.id()).unwrap();
+        let err = served.stderr.lock().unwrap().clone();
+        drop(served);
+        assert_kept("serve", budget, peak * 1024, &err);
     }
 }
 

@@ -3,63 +3,16 @@
 //! Every request completes correctly or gets a clean 503; the process stays
 //! up and its memory bounded; the killed stream does not stall the others.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use nindub::assets;
+use common::{memory_kb, serve};
 use nindub::serve::client::Client;
 use serde_json::json;
 
 const CLIENTS: usize = 8;
 const REQUESTS: usize = 3;
-
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(args: &[&str]) -> Served {
-    let model = assets::smollm2().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nindub"))
-        .args(["serve", "--port", "0", "--model"])
-        .arg(&model)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .trim()
-        .to_string();
-    Served { child, url }
-}
-
-/// (resident, peak) kilobytes of a process.
-fn memory_kb(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap()
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 #[test]
 fn eight_clients_get_answers_or_clean_503s() {
@@ -74,7 +27,7 @@ fn eight_clients_get_answers_or_clean_503s() {
         )
         .unwrap();
     assert_eq!(status, 200);
-    let (warm_rss, _) = memory_kb(pid);
+    let (warm_rss, _) = memory_kb(pid).unwrap();
 
     let started = Instant::now();
     let mut threads = vec![];
@@ -155,7 +108,7 @@ fn eight_clients_get_answers_or_clean_503s() {
     let metrics = metrics.as_str().unwrap();
     assert!(metrics.contains("nindub_cancelled_total 1"), "{metrics}");
     assert!(metrics.contains(&format!("nindub_queue_rejected_total {refused}")));
-    let (rss, peak) = memory_kb(pid);
+    let (rss, peak) = memory_kb(pid).unwrap();
     eprintln!("memory: warm {warm_rss} kB, after {rss} kB, peak {peak} kB");
     assert!(
         rss < warm_rss + 64 * 1024,

@@ -9,8 +9,8 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
+use super::activation::Activation;
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
-use super::matrix::Activation;
 
 // ANCHOR: avx2
 // The same kernels in AVX2: a block's 32 weights against the activation's

@@ -3,8 +3,8 @@
 //! for reading; the AVX2 versions (`super::avx2`) compute the same sums and
 //! are picked at run time when the CPU has AVX2, FMA and F16C.
 
+use super::activation::Activation;
 use super::blocks::Format;
-use super::matrix::Activation;
 
 /// A row's bytes · an activation.
 pub(crate) type RowDot = fn(&[u8], &Activation) -> f32;
@@ -37,14 +37,12 @@ pub(crate) fn kernel(format: Format) -> RowDot {
 /// The reference kernels: one block at a time, integer products summed
 /// exactly, then scaled.
 pub mod portable {
+    use super::super::activation::Activation;
     use super::super::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8_0, Format, QK};
-    use super::super::matrix::{Activation, QMatrix};
 
-    /// Row `r` of `m` · `x`, with the portable kernel of `m`'s format.
-    pub fn row(m: &QMatrix, r: usize, x: &Activation) -> f32 {
-        let rb = m.row_bytes();
-        let bytes = &m.data[r * rb..(r + 1) * rb];
-        match m.format {
+    /// A row of `format` blocks · `x`, with the portable kernel.
+    pub fn row(format: Format, bytes: &[u8], x: &Activation) -> f32 {
+        match format {
             Format::Q4_0 => q4_0(bytes, x),
             Format::Q4_1 => q4_1(bytes, x),
             Format::Q8_0 => q8_0(bytes, x),

@@ -1,10 +1,10 @@
-//! A weight matrix held as its GGUF blocks, an activation quantized once,
-//! and the two products the decoders need: matrix · vector (a token) and
-//! matrix · matrix (a prompt).
+//! A weight matrix held as its GGUF blocks, and the two products the
+//! decoders need: matrix · vector (a token) and matrix · matrix (a prompt).
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
+use super::activation::Activation;
 use super::blocks::{self, Format, QK};
 use super::kernels::kernel;
 use crate::error::{Error, Result, ctx};
@@ -67,6 +67,12 @@ impl QMatrix {
         self.data.len()
     }
 
+    /// Row `r`'s blocks.
+    pub fn row(&self, r: usize) -> &[u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
     pub(crate) fn row_bytes(&self) -> usize {
         self.cols / QK * self.format.block_bytes()
     }
@@ -120,44 +126,6 @@ impl QMatrix {
             for (t, v) in vals.iter().enumerate() {
                 out[t * self.rows + r] = *v;
             }
-        }
-    }
-}
-
-/// An activation vector quantized once per use, in blocks of 32: scale
-/// `d`, the scaled sum `s = d·Σq` (for Q4_1's offsets), and 8-bit values
-/// (llama.cpp's Q8_1).
-#[derive(Debug, Clone, Default)]
-pub struct Activation {
-    pub(crate) d: Vec<f32>,
-    pub(crate) s: Vec<f32>,
-    pub(crate) q: Vec<i8>,
-}
-
-impl Activation {
-    pub fn new(len: usize) -> Self {
-        Activation {
-            d: vec![0.0; len / QK],
-            s: vec![0.0; len / QK],
-            q: vec![0; len],
-        }
-    }
-
-    /// Quantizes `x` (a multiple of 32 long) into this buffer.
-    pub fn quantize(&mut self, x: &[f32]) {
-        for (b, chunk) in x.chunks_exact(QK).enumerate() {
-            let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, v) in self.q[b * QK..(b + 1) * QK].iter_mut().zip(chunk) {
-                *q = (v * inv).round() as i8;
-                sum += *q as i32;
-            }
-            // Stored as f16, as ggml's Q8_0/Q8_1 blocks do (and so candle's
-            // and llama.cpp's kernels): the same rounding, the same sums.
-            self.d[b] = half::f16::from_f32(d).to_f32();
-            self.s[b] = half::f16::from_f32(d * sum as f32).to_f32();
         }
     }
 }

@@ -8,7 +8,8 @@
 //! | module | what |
 //! |---|---|
 //! | [`blocks`] | `#[repr(C)]` block types with their sizes asserted; encode and decode |
-//! | [`matrix`] | a weight matrix as its blocks ([`QMatrix`]), an activation quantized once ([`Activation`]); matrix-vector and matrix-matrix products |
+//! | [`activation`] | an activation quantized once per product, in blocks of 32 ([`Activation`], llama.cpp's Q8_1) |
+//! | [`matrix`] | a weight matrix as its blocks ([`QMatrix`]); matrix-vector and matrix-matrix products |
 //! | [`kernels`] | one row · one activation: the portable reference, and the dispatcher that picks AVX2 when the CPU has it |
 //! | `avx2` | the same dot products in AVX2 (x86-64 only), apart from the reference as in candle's `k_quants.rs` / `avx.rs` |
 //!
@@ -16,11 +17,13 @@
 //! exporter ([`crate::compress::export`]) writes blocks through them, and the
 //! streamer ([`crate::stream::streamer`]) only moves their bytes.
 
+pub mod activation;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod blocks;
 pub mod kernels;
 pub mod matrix;
 
+pub use activation::Activation;
 pub use blocks::{Format, QK};
-pub use matrix::{Activation, QMatrix};
+pub use matrix::QMatrix;

@@ -135,6 +135,23 @@ impl Default for LoadOptions {
     }
 }
 
+/// The special tokens a model directory's `config.json` names.
+#[derive(serde::Deserialize)]
+struct SpecialTokens {
+    eos_token_id: u32,
+    bos_token_id: Option<u32>,
+}
+
+impl SpecialTokens {
+    fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|source| Error::Json {
+            context: format!("{}: the special tokens", path.display()),
+            source,
+        })
+    }
+}
+
 /// A model, exactly one engine loaded once, and its tokenizer.
 pub struct Generator {
     pub decoder: Box<dyn Decoder>,
@@ -169,12 +186,12 @@ impl Generator {
                     "a safetensors student is decoded by candle; the fused engine (and a budget) need a GGUF",
                 ));
             }
-            let config = crate::distill::student::Student::read_config(path)?;
+            let ids = SpecialTokens::read(&path.join("config.json"))?;
             return Ok(Generator {
                 tokenizer: Arc::new(GgufTokenizer::from_json_file(
                     &path.join("tokenizer.json"),
-                    config.eos_token_id,
-                    config.bos_token_id,
+                    ids.eos_token_id,
+                    ids.bos_token_id,
                 )?),
                 decoder: Box::new(Llama::from_safetensors(path, &opts.device)?),
             });

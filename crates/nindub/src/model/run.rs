@@ -6,12 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::budget::rss;
 use crate::error::{Error, Result};
 use crate::model::fused::{LayerEvent, Observer};
 use crate::model::generate::{Engine, GenerateConfig, Generator, LoadOptions};
 use crate::model::sample::SamplingConfig;
 use crate::model::tokenizer::GgufTokenizer;
+use crate::process::rss;
 use crate::stream::source::ModelSource;
 use crate::stream::streamer::StreamOptions;
 

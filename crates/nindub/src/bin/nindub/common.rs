@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use nindub::budget::rss;
 use nindub::candle_core::Device;
 use nindub::model::arch::Architecture;
 use nindub::model::generate::{Engine, Generation, Generator, LoadOptions, Step};
 use nindub::model::tokenizer::GgufTokenizer;
+use nindub::process::rss;
 use nindub::stream::source::ModelSource;
 use nindub::stream::streamer::StreamOptions;
 

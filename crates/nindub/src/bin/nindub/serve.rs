@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use nindub::budget::rss;
+use nindub::process::rss;
 use nindub::serve::{ServeConfig, Server};
 
 use crate::common::{EngineArgs, load};

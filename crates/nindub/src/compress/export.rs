@@ -10,21 +10,22 @@
 //!
 //! For Q4_1, `d = S` and `m = −S·Z`; GGML keeps `m` as an f16, so the exact
 //! zero of the Codex's integer `Z` survives only up to the rounding of
-//! `S·Z` to f16 (the chapter measures it). Q4_1's nibbles are not stored
-//! pairwise: byte `j` holds weight `j` in its low nibble and weight `j + 16`
-//! in its high one.
+//! `S·Z` to f16 (the chapter measures it). The blocks are written through
+//! their one definition, [`crate::ggml::blocks`] (where Q4_1's nibble order
+//! is: byte `j` holds weight `j` low and weight `j + 16` high).
 
 use std::io::BufReader;
 use std::path::Path;
 
 use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor as GgmlTensor, ggml_file, gguf_file};
-use half::f16;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::compress::quant::{self, Clip, Granularity, Mode, QTensor, Scheme};
 use crate::error::{Error, Result, ctx};
+use crate::ggml::QK;
+use crate::ggml::blocks::{Block, BlockQ4_1, BlockQ8_0};
 use crate::model::gguf::GgufFile;
 
 /// The GGML type a scheme is, exactly (codes and scales bit for bit).
@@ -53,14 +54,26 @@ pub fn to_ggml(q: &QTensor) -> Result<(GgmlDType, Vec<u8>)> {
     })?;
     let codes = q.codes();
     let mut out = Vec::with_capacity(q.params.len() * dtype.type_size());
-    for (block, p) in codes.chunks(32).zip(&q.params) {
-        out.extend_from_slice(&f16::from_f32(p.scale).to_le_bytes());
+    for (block, p) in codes.chunks(QK).zip(&q.params) {
+        if block.len() != QK {
+            return Err(Error::invalid(
+                "GGUF export",
+                format!(
+                    "a block of {} values is not a GGML block of {QK}",
+                    block.len()
+                ),
+            ));
+        }
+        // The block types are GGML's, defined once in `ggml::blocks`.
         match dtype {
-            GgmlDType::Q8_0 => out.extend(block.iter().map(|&c| c as i8 as u8)),
+            GgmlDType::Q8_0 => {
+                let codes = std::array::from_fn(|j| block[j] as i8);
+                BlockQ8_0::from_codes(p.scale, &codes).write(&mut out);
+            }
             _ => {
+                let codes = std::array::from_fn(|j| block[j] as u8);
                 let m = -p.scale * p.zero as f32;
-                out.extend_from_slice(&f16::from_f32(m).to_le_bytes());
-                out.extend((0..16).map(|j| (block[j] as u8) | ((block[j + 16] as u8) << 4)));
+                BlockQ4_1::from_codes(p.scale, m, &codes).write(&mut out);
             }
         }
     }

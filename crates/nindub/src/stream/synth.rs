@@ -432,10 +432,14 @@ const CHUNK_BLOCKS: usize = 4096;
 /// int8 (rms `d·√5461.5`). Each block's `d` is one of 16 values spread over
 /// ±25% of the mean, as real scales vary.
 fn random_blocks(dtype: GgmlDType, n_blocks: usize, std: f32, seed: u64) -> Result<Vec<u8>> {
+    // A block's header is what comes before its codes (`qs`), as the block
+    // types define it.
+    use crate::ggml::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0};
+    use std::mem::offset_of;
     let (unit_rms, header) = match dtype {
-        GgmlDType::Q4_0 => (21.5f32.sqrt(), 2),
-        GgmlDType::Q4_1 => (21.25f32.sqrt(), 4),
-        GgmlDType::Q8_0 => (5461.5f32.sqrt(), 2),
+        GgmlDType::Q4_0 => (21.5f32.sqrt(), offset_of!(BlockQ4_0, qs)),
+        GgmlDType::Q4_1 => (21.25f32.sqrt(), offset_of!(BlockQ4_1, qs)),
+        GgmlDType::Q8_0 => (5461.5f32.sqrt(), offset_of!(BlockQ8_0, qs)),
         other => {
             return Err(Error::invalid(
                 "synthetic dtype",

@@ -296,30 +296,21 @@ fn main() -> Res<()> {
         let i4l = QLinear::from_f32(&w, out, inp, &Scheme::parse("int4-g32")?, None)?;
         let i8b = i8l.weight.storage_bytes();
         let i4b = i4l.weight.storage_bytes();
-        add(
-            "ours int8-channel A",
-            i8b,
-            &|| i8l.forward(&x1, 1).unwrap(),
-            &|| i8l.forward(&xm, nmm).unwrap(),
-        );
-        add(
-            "ours int8-channel B",
-            i8b,
-            &|| i8l.forward_int8(&x1, 1).unwrap(),
-            &|| i8l.forward_int8(&xm, nmm).unwrap(),
-        );
-        add(
-            "ours int4-g32 A",
-            i4b,
-            &|| i4l.forward(&x1, 1).unwrap(),
-            &|| i4l.forward(&xm, nmm).unwrap(),
-        );
-        add(
-            "ours int4-g32 B",
-            i4b,
-            &|| i4l.forward_int8(&x1, 1).unwrap(),
-            &|| i4l.forward_int8(&xm, nmm).unwrap(),
-        );
+        // Each layer two ways: A dequantizes on the fly, B multiplies in int8.
+        for (scheme, l, bytes) in [("int8-channel", &i8l, i8b), ("int4-g32", &i4l, i4b)] {
+            add(
+                &format!("ours {scheme} A"),
+                bytes,
+                &|| l.forward(&x1, 1).unwrap(),
+                &|| l.forward(&xm, nmm).unwrap(),
+            );
+            add(
+                &format!("ours {scheme} B"),
+                bytes,
+                &|| l.forward_int8(&x1, 1).unwrap(),
+                &|| l.forward_int8(&xm, nmm).unwrap(),
+            );
+        }
         for dt in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
             let q = CandleQTensor::quantize(&wt, dt)?;
             let qb = out * inp / dt.block_size() * dt.type_size();

@@ -145,7 +145,10 @@ pub fn load(
             Engine::Auto
         },
         device,
-        stream: StreamOptions::default(),
+        stream: StreamOptions {
+            budget: flags.budget.map(|b| b.as_u64()),
+            ..Default::default()
+        },
     };
     let (generator, memory) = if path.is_dir() && path.join("model.safetensors").exists() {
         let memory = Memory::now();
@@ -155,11 +158,7 @@ pub fn load(
         let tokenizer = Arc::new(GgufTokenizer::from_gguf(source.base())?);
         let arch = source.architecture()?;
         let positions = context(&tokenizer, &arch)?.min(arch.max_context as usize);
-        opts.stream = StreamOptions {
-            budget: flags.budget.map(|b| b.as_u64()),
-            context: positions,
-            ..Default::default()
-        };
+        opts.stream.context = positions;
         let memory = Memory::now();
         (
             Generator::with_tokenizer(&source, tokenizer, &opts)?,

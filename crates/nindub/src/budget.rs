@@ -277,6 +277,49 @@ pub fn activation_bytes(arch: &Architecture, w: &Workload) -> u64 {
 }
 // ANCHOR_END: activations
 
+/// The largest byte count an estimate works with: 64 PiB. The sizes of a
+/// validated architecture are bounded; a workload's context and batch come
+/// from flags, and their products are checked against this before the
+/// estimate's u64 arithmetic runs.
+const MAX_ESTIMATE_BYTES: u128 = 1 << 56;
+
+fn check_workload(arch: &Architecture, w: &Workload) -> Result<()> {
+    let product =
+        |xs: &[u64]| -> u128 { xs.iter().fold(1u128, |p, &x| p.saturating_mul(x as u128)) };
+    let n = w.chunk.min(w.context).max(1);
+    let kv = [2, arch.num_layers, arch.num_kv_heads, arch.head_dim];
+    let largest = [
+        (
+            "context × batch × kv_bytes (the KV cache)",
+            product(&kv).saturating_mul(product(&[w.context, w.batch, w.kv_bytes])),
+        ),
+        (
+            "chunk × batch × context (the attention scores)",
+            product(&[4, arch.num_heads, n, w.batch, w.context]),
+        ),
+        (
+            "chunk × batch (the MLP activations)",
+            product(&[16, n, w.batch, arch.intermediate_size]),
+        ),
+        (
+            "batch (the logits)",
+            product(&[4, w.batch, arch.vocab_size]),
+        ),
+        ("overhead", w.overhead as u128),
+    ];
+    for (what, bytes) in largest {
+        if bytes > MAX_ESTIMATE_BYTES {
+            return Err(Error::invalid(
+                "workload",
+                format!(
+                    "{what} comes to {bytes} bytes or more, beyond the {MAX_ESTIMATE_BYTES} an estimate accepts"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Estimates the memory of `arch` stored at `precision` under `workload`.
 pub fn estimate(
     arch: &Architecture,
@@ -290,6 +333,7 @@ pub fn estimate(
             "context, batch and kv_bytes must be at least 1",
         ));
     }
+    check_workload(arch, workload)?;
     let tensors = arch.tensors();
     let mut per_layer = vec![0u64; arch.num_layers as usize];
     let mut non_layer = 0;

@@ -15,6 +15,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+
     #[error("{path} is not a {expected} file: {reason}")]
     Foreign {
         path: PathBuf,

@@ -12,3 +12,13 @@ pub fn rss() -> Option<(u64, u64)> {
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
+
+/// The machine's physical memory in bytes (Linux: `MemTotal` of
+/// `/proc/meminfo`; `None` elsewhere): what a run without a budget is
+/// checked against before it allocates.
+pub fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

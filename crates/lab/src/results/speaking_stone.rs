@@ -138,7 +138,7 @@ fn exchanges(server: &Server, out: &Path) -> Result<()> {
         out,
         "completion.md",
         &format!(
-            "```console\n$ curl -s http://127.0.0.1:8080/v1/completions -d '{completion}'\n```\n\n```json\n{}\n```\n",
+            "```console\n$ curl -s http://127.0.0.1:8080/v1/completions -H 'Content-Type: application/json' -d '{completion}'\n```\n\n```json\n{}\n```\n",
             pretty(&answer)
         ),
     )?;

@@ -110,6 +110,8 @@ pub fn quantize_gguf(
         )
     })?;
     let file = GgufFile::open(input)?;
+    // Refused now, not after minutes of quantizing.
+    crate::fsx::check_output(output)?;
     let reader = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
     let mut reader = BufReader::new(reader);
     let mut infos: Vec<(&String, _)> = file.content.tensor_infos.iter().collect();
@@ -179,19 +181,17 @@ pub fn quantize_gguf(
     let file_type = gguf_file::Value::U32(if dtype == GgmlDType::Q8_0 { 7 } else { 3 });
     metadata.push(("general.file_type", &file_type));
     let refs: Vec<(&str, &GgmlTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut out = crate::fsx::AtomicFile::create(output)?;
     {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        let mut w = std::io::BufWriter::new(out.file_mut());
         ctx("writing GGUF", gguf_file::write(&mut w, &metadata, &refs))?;
         use std::io::Write;
-        w.flush().map_err(|e| Error::io(output, e))?;
+        w.flush().map_err(|e| Error::Write {
+            path: output.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     }
-    tmp.persist(output)
-        .map_err(|e| Error::io(output, e.error))?;
+    out.commit()?;
     let file_bytes = std::fs::metadata(output)
         .map_err(|e| Error::io(output, e))?
         .len();

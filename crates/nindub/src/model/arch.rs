@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The positions reserved when a caller does not say how many: enough for
+/// every chapter's prompts and answers, and a bound on what a file's
+/// declared context can make the engines allocate.
+pub const DEFAULT_CONTEXT: usize = 4096;
+
 /// The two families of transformer the Codex meets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Family {
@@ -184,6 +189,37 @@ impl Architecture {
     }
 
     /// Checks that the numbers describe a buildable model.
+    /// The positions a run reserves when it asks for `requested` (0: not
+    /// said): never more than the model's context, and [`DEFAULT_CONTEXT`]
+    /// at most when nobody asked. A file may declare a context of 2^31
+    /// positions; nothing is sized by that number alone.
+    pub fn positions(&self, requested: usize) -> usize {
+        let max = usize::try_from(self.max_context).unwrap_or(usize::MAX);
+        match requested {
+            0 => max.min(DEFAULT_CONTEXT),
+            n => n.min(max),
+        }
+    }
+
+    /// The positions a prompt of `prompt` tokens and `max_tokens` new ones
+    /// need, refused (naming `max_tokens`) when the model's context cannot
+    /// hold them: a run is sized by what it asked for, never by an
+    /// unchecked flag.
+    pub fn context_for(&self, prompt: usize, max_tokens: usize) -> Result<usize> {
+        let need = prompt.saturating_add(max_tokens).saturating_add(1);
+        if need as u64 > self.max_context {
+            return Err(Error::invalid(
+                "max_tokens",
+                format!(
+                    "{prompt} prompt tokens and {max_tokens} new ones need {need} positions; \
+                     `{}` holds {}",
+                    self.name, self.max_context
+                ),
+            ));
+        }
+        Ok(need)
+    }
+
     pub fn validate(&self) -> Result<()> {
         let positive = [
             ("vocab_size", self.vocab_size),
@@ -200,6 +236,31 @@ impl Architecture {
                 return Err(Error::invalid(
                     "architecture",
                     format!("{field} of `{}` is 0", self.name),
+                ));
+            }
+        }
+        // Ceilings far above every published model (the largest decoders
+        // have ~130 layers, 16,384 hidden features and a 256k vocabulary),
+        // so that no product of these sizes overflows and no table sized by
+        // them is allocated before the file's tensors confirm them. The
+        // context has none: nothing is sized by it alone (`positions`).
+        let ceilings = [
+            ("vocab_size", self.vocab_size, 1 << 24),
+            ("hidden_size", self.hidden_size, 1 << 20),
+            ("intermediate_size", self.intermediate_size, 1 << 22),
+            ("num_layers", self.num_layers, 1 << 12),
+            ("num_heads", self.num_heads, 1 << 12),
+            ("num_kv_heads", self.num_kv_heads, 1 << 12),
+            ("head_dim", self.head_dim, 1 << 12),
+        ];
+        for (field, value, ceiling) in ceilings {
+            if value > ceiling {
+                return Err(Error::invalid(
+                    "architecture",
+                    format!(
+                        "{field} of `{}` is {value}, beyond the {ceiling} this reader accepts",
+                        self.name
+                    ),
                 ));
             }
         }

@@ -39,11 +39,9 @@ pub trait Decoder: Send {
     /// Positions held in the KV cache.
     fn position(&self) -> usize;
 
-    /// Positions the KV cache can hold: the model's context, unless a
-    /// budget reserved fewer.
-    fn capacity(&self) -> usize {
-        self.arch().max_context as usize
-    }
+    /// Positions the KV cache can hold: what the run reserved (never more
+    /// than the model's context).
+    fn capacity(&self) -> usize;
 
     /// Where the weights are held, when a budget placed them.
     fn placement(&self) -> Option<&Placement> {

@@ -132,9 +132,19 @@ impl FusedLlama {
     pub fn open(source: &ModelSource, opts: &StreamOptions) -> Result<Self> {
         let arch = source.architecture()?;
         let (eps, base) = crate::model::llama::norm_eps_and_rope_base(source.base());
-        let demand = demand(source, opts.context)?;
+        // A budget reserves exactly the positions asked for; without one,
+        // the context is bounded too (never the file's word alone).
+        let context = match opts.budget {
+            Some(_) => opts.context,
+            None => arch.positions(opts.context),
+        };
+        let demand = demand(source, context)?;
         let buffers = if opts.prefetch { 2 } else { 1 };
-        let placement = placement::plan(&demand, opts.budget.unwrap_or(u64::MAX), buffers)?;
+        let budget = match opts.budget {
+            Some(b) => b,
+            None => placement::machine_budget(&demand, context)?,
+        };
+        let placement = placement::plan(&demand, budget, buffers)?;
         // ANCHOR_END: open
         let (d, f) = (arch.hidden_size as usize, arch.intermediate_size as usize);
         let hd = arch.head_dim as usize;
@@ -192,8 +202,9 @@ impl FusedLlama {
                 ffn_norm: vector(&name("ffn_norm"))?,
                 weights: if resident { Some(load(l)?) } else { None },
                 ranges,
-                k_cache: Vec::with_capacity(opts.context * kv_out),
-                v_cache: Vec::with_capacity(opts.context * kv_out),
+                // Within the demand checked above.
+                k_cache: Vec::with_capacity(context * kv_out),
+                v_cache: Vec::with_capacity(context * kv_out),
             });
         }
         // The first streamed layer gives the staging buffers their shapes.
@@ -234,10 +245,7 @@ impl FusedLlama {
             act_f: Activation::new(f),
             logits: vec![0.0; arch.vocab_size as usize],
         };
-        let capacity = match opts.budget {
-            Some(_) => opts.context,
-            None => arch.max_context as usize,
-        };
+        let capacity = context;
         Ok(FusedLlama {
             norm: vector("output_norm.weight")?,
             arch,

@@ -54,6 +54,28 @@ impl Default for GenerateConfig {
     }
 }
 
+impl GenerateConfig {
+    /// Refuses settings that cannot mean what they say, before a model is
+    /// loaded: the sampling ranges, a zero token count, an empty stop
+    /// string (contained in every text, it would stop after one token).
+    pub fn validate(&self) -> Result<()> {
+        self.sampling.validate()?;
+        if self.max_tokens == 0 {
+            return Err(Error::invalid(
+                "max_tokens",
+                "0 tokens asks for nothing; use at least 1",
+            ));
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return Err(Error::invalid(
+                "stop",
+                "an empty stop string is found in every text; give at least one character",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One generated token, as the callback sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -246,7 +268,9 @@ impl Generator {
                     "candle's engine reads one GGUF file, not a shard directory",
                 ));
             }
-            Box::new(Llama::from_gguf(source.base(), &opts.device)?)
+            let mut llama = Llama::from_gguf(source.base(), &opts.device)?;
+            llama.reserve(opts.stream.context)?;
+            Box::new(llama)
         };
         Ok(Generator { decoder, tokenizer })
     }

@@ -43,35 +43,94 @@ impl StoredTensor {
 }
 
 impl GgufFile {
-    /// Opens `path`, parses its header and checks that every tensor lies
-    /// inside the file.
+    /// Opens `path`, parses its header and checks the tensor table against
+    /// the file before anything trusts it: every tensor's size is a whole
+    /// number of blocks and computed without overflow, its offset follows
+    /// GGUF's alignment rule (`general.alignment`, 32 by default), its
+    /// bytes lie inside the file's data section, and no two tensors overlap.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_size = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| Error::Foreign {
+        let foreign = |reason: String| Error::Foreign {
             path: path.to_path_buf(),
             expected: "GGUF",
-            reason: first_line(&e),
-        })?;
+            reason,
+        };
+        // candle's reader divides by `general.alignment` before anyone can
+        // look at it: an alignment of 0 would panic inside it.
+        if let Some(reason) = bad_alignment_field(&mut reader, path)? {
+            return Err(foreign(reason));
+        }
+        let content = Content::read(&mut reader).map_err(|e| foreign(first_line(&e)))?;
         let gguf = GgufFile {
             path: path.to_path_buf(),
             content,
             file_size,
         };
-        for t in gguf.tensors() {
-            let info = &gguf.content.tensor_infos[&t.name];
-            let end = gguf.content.tensor_data_offset + info.offset + t.bytes;
-            if end > file_size {
+        gguf.check_tensor_table()?;
+        Ok(gguf)
+    }
+
+    /// `general.alignment`: where every tensor's offset must fall.
+    pub fn alignment(&self) -> u64 {
+        alignment_of(self.content.metadata.get("general.alignment"))
+    }
+
+    fn check_tensor_table(&self) -> Result<()> {
+        let path = &self.path;
+        let data = self.content.tensor_data_offset;
+        let align = self.alignment();
+        if data > self.file_size {
+            return Err(Error::Foreign {
+                path: path.clone(),
+                expected: "GGUF",
+                reason: format!(
+                    "its data section starts at byte {data}, past the end of the file ({} bytes)",
+                    self.file_size
+                ),
+            });
+        }
+        let mut spans = Vec::with_capacity(self.content.tensor_infos.len());
+        for (name, info) in &self.content.tensor_infos {
+            let bad = |reason: String| Error::Metadata {
+                path: path.clone(),
+                field: format!("tensor `{name}`"),
+                reason,
+            };
+            let bytes = stored_bytes(info.shape.dims(), info.ggml_dtype).map_err(bad)?;
+            if info.offset % align != 0 {
+                return Err(bad(format!(
+                    "its offset {} is not a multiple of the file's alignment ({align} bytes)",
+                    info.offset
+                )));
+            }
+            let end = data
+                .checked_add(info.offset)
+                .and_then(|start| start.checked_add(bytes))
+                .ok_or_else(|| bad(format!("offset {} overflows", info.offset)))?;
+            if end > self.file_size {
                 return Err(Error::Truncated {
-                    path: path.to_path_buf(),
-                    tensor: t.name,
+                    path: path.clone(),
+                    tensor: name.clone(),
                     needed: end,
-                    actual: file_size,
+                    actual: self.file_size,
+                });
+            }
+            spans.push((info.offset, info.offset + bytes, name));
+        }
+        spans.sort();
+        for pair in spans.windows(2) {
+            let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
+            if start < end {
+                return Err(Error::Metadata {
+                    path: path.clone(),
+                    field: format!("tensor `{b}`"),
+                    reason: format!("its bytes overlap those of `{a}`"),
                 });
             }
         }
-        Ok(gguf)
+        Ok(())
     }
 
     /// The tensors, sorted by their offset in the file.
@@ -81,7 +140,6 @@ impl GgufFile {
         infos
             .into_iter()
             .map(|(name, info)| {
-                let numel = info.shape.elem_count() as u64;
                 let dtype = info.ggml_dtype;
                 StoredTensor {
                     name: name.clone(),
@@ -89,7 +147,8 @@ impl GgufFile {
                     // reversed them to the usual outermost-first order.
                     dims: info.shape.dims().iter().map(|&d| d as u64).collect(),
                     dtype: dtype_name(dtype).to_string(),
-                    bytes: numel / dtype.block_size() as u64 * dtype.type_size() as u64,
+                    // Checked when the file was opened.
+                    bytes: stored_bytes(info.shape.dims(), dtype).unwrap_or(0),
                 }
             })
             .collect()
@@ -165,9 +224,174 @@ impl GgufFile {
             max_context: gguf_u64(meta, &key("context_length"), path)?,
             type_vocab_size: 0,
         };
+        // The tensors first, so that the error names the GGUF field; a
+        // shard directory's base file holds no layers: the source that
+        // opens every shard checks those (`ModelSource::architecture`).
+        let infos = &self.content.tensor_infos;
+        let has_layers = infos.keys().any(|k| k.starts_with("blk."));
+        check_against_tensors(&a, arch, path, has_layers, |name| {
+            infos.get(name).map(|i| i.shape.dims().to_vec())
+        })?;
         a.validate()?;
         Ok(a)
     }
+}
+
+/// Checks the sizes a GGUF's metadata declares against the tensors the
+/// file holds, before any of them sizes an allocation: the block count
+/// against the `blk.N` tensors present (when `layers` is set), the
+/// vocabulary and hidden size against the token embedding, the heads and
+/// MLP width against block 0. `dims` looks a tensor's shape up (outermost
+/// first). The error names the metadata field that disagrees.
+pub(crate) fn check_against_tensors(
+    a: &Architecture,
+    prefix: &str,
+    path: &Path,
+    layers: bool,
+    dims: impl Fn(&str) -> Option<Vec<usize>>,
+) -> Result<()> {
+    let wrong = |field: &str, reason: String| Error::Metadata {
+        path: path.to_path_buf(),
+        field: format!("{prefix}.{field}"),
+        reason,
+    };
+    if layers && a.num_layers > 0 {
+        let last = a.num_layers - 1;
+        if dims(&format!("blk.{last}.attn_norm.weight")).is_none()
+            || dims(&format!("blk.{}.attn_norm.weight", a.num_layers)).is_some()
+        {
+            return Err(wrong(
+                "block_count",
+                format!(
+                    "{} blocks declared, but the file's tensors do not run from blk.0 to blk.{last}",
+                    a.num_layers
+                ),
+            ));
+        }
+    }
+    let (v, d) = (a.vocab_size as usize, a.hidden_size as usize);
+    let expect = |tensor: &str, field: &str, want: [usize; 2]| -> Result<()> {
+        match dims(tensor) {
+            Some(got) if got[..] != want[..] => Err(wrong(
+                field,
+                format!(
+                    "declares a shape {want:?} for `{tensor}`, which the file stores as {got:?}"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    };
+    expect("token_embd.weight", "embedding_length", [v, d])?;
+    let hd = a.head_dim as usize;
+    let (q, kv) = (a.num_heads as usize * hd, a.num_kv_heads as usize * hd);
+    if layers {
+        expect("blk.0.attn_q.weight", "attention.head_count", [q, d])?;
+        expect("blk.0.attn_k.weight", "attention.head_count_kv", [kv, d])?;
+        expect(
+            "blk.0.ffn_up.weight",
+            "feed_forward_length",
+            [a.intermediate_size as usize, d],
+        )?;
+    }
+    Ok(())
+}
+
+/// The bytes a tensor of `dims` occupies as `dtype`: a whole number of
+/// blocks, computed without overflow.
+pub fn stored_bytes(dims: &[usize], dtype: GgmlDType) -> std::result::Result<u64, String> {
+    let numel = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .ok_or_else(|| format!("its shape {dims:?} overflows a 64-bit element count"))?;
+    let block = dtype.block_size() as u64;
+    if numel % block != 0 {
+        return Err(format!(
+            "{numel} elements are not a whole number of {} blocks of {block}",
+            dtype_name(dtype)
+        ));
+    }
+    (numel / block)
+        .checked_mul(dtype.type_size() as u64)
+        .ok_or_else(|| format!("its shape {dims:?} overflows a 64-bit byte count"))
+}
+
+const DEFAULT_ALIGNMENT: u64 = 32;
+
+/// The alignment as candle's reader applies it (the types it accepts; any
+/// other value leaves the default).
+fn alignment_of(v: Option<&Value>) -> u64 {
+    match v {
+        Some(Value::U8(v)) => *v as u64,
+        Some(Value::U16(v)) => *v as u64,
+        Some(Value::U32(v)) => *v as u64,
+        Some(Value::I8(v)) if *v >= 0 => *v as u64,
+        Some(Value::I16(v)) if *v >= 0 => *v as u64,
+        Some(Value::I32(v)) if *v >= 0 => *v as u64,
+        _ => DEFAULT_ALIGNMENT,
+    }
+}
+
+/// Reads just the metadata keys ahead of candle's parser to find a
+/// `general.alignment` that is 0 or not a power of two (GGUF requires a
+/// power of two). Returns the reason, or `None` when the field is sound or
+/// absent; a header this scan cannot follow is left to candle's reader,
+/// whose errors are clear.
+fn bad_alignment_field(reader: &mut BufReader<File>, path: &Path) -> Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    fn u32_(r: &mut impl Read) -> Option<u32> {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b).ok().map(|_| u32::from_le_bytes(b))
+    }
+    fn u64_(r: &mut impl Read) -> Option<u64> {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).ok().map(|_| u64::from_le_bytes(b))
+    }
+    fn scan(r: &mut BufReader<File>) -> Option<Option<String>> {
+        if u32_(r)? != u32::from_le_bytes(*b"GGUF") || u32_(r)? < 2 {
+            return None; // not GGUF v2/v3: candle's reader explains
+        }
+        let (_tensors, kvs) = (u64_(r)?, u64_(r)?);
+        for _ in 0..kvs.min(4096) {
+            let len = u64_(r)?;
+            if len > 1 << 16 {
+                return None;
+            }
+            let mut key = vec![0u8; len as usize];
+            r.read_exact(&mut key).ok()?;
+            let ty = u32_(r)?;
+            // Scalar sizes by GGUF value type; strings and arrays end the
+            // scan (candle reads them with its own bounds).
+            let size = match ty {
+                0 | 1 | 7 => 1,
+                2 | 3 => 2,
+                4..=6 => 4,
+                10..=12 => 8,
+                _ => return None,
+            };
+            let mut v = [0u8; 8];
+            r.read_exact(&mut v[..size]).ok()?;
+            if key == b"general.alignment" {
+                let a = u64::from_le_bytes(v);
+                let a = match ty {
+                    1 => a as u8 as i8 as i64 as u64,
+                    3 => a as u16 as i16 as i64 as u64,
+                    5 => a as u32 as i32 as i64 as u64,
+                    _ => a,
+                };
+                return Some(
+                    (a == 0 || !a.is_power_of_two()).then(|| {
+                        format!("`general.alignment` is {a}; GGUF requires a power of two")
+                    }),
+                );
+            }
+        }
+        Some(None)
+    }
+    let found = scan(reader).flatten();
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(found)
 }
 
 /// The name llama.cpp uses for a GGUF tensor type.

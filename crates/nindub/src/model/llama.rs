@@ -124,8 +124,10 @@ pub struct Llama {
     layers: Vec<Layer>,
     norm: Tensor,
     output: QMatMul,
+    /// Rotary tables for the positions this model can hold ([`Llama::reserve`]).
     cos: Tensor,
     sin: Tensor,
+    rope_base: f32,
     eps: f64,
     /// Positions already in the KV cache.
     pos: usize,
@@ -286,12 +288,8 @@ impl Llama {
                 cache: None,
             });
         }
-        let (cos, sin) = rope_tables(
-            arch.head_dim as usize,
-            arch.max_context as usize,
-            freq_base,
-            device,
-        )?;
+        // The default context, not the file's: `reserve` grows it.
+        let (cos, sin) = rope_tables(arch.head_dim as usize, arch.positions(0), freq_base, device)?;
         Ok(Llama {
             arch,
             device: device.clone(),
@@ -301,10 +299,44 @@ impl Llama {
             output,
             cos,
             sin,
+            rope_base: freq_base,
             eps,
             pos: 0,
             profile: None,
         })
+    }
+
+    /// Makes room for `positions` (at most the model's context; 0 keeps the
+    /// default): the rotary tables are sized by it, and the KV cache grows
+    /// up to it as tokens come.
+    pub fn reserve(&mut self, positions: usize) -> Result<()> {
+        let positions = self.arch.positions(positions);
+        // f32 rotary tables (angles, cos, sin) and, as tokens come, the
+        // f32 KV cache: checked against the machine before they are made.
+        let a = &self.arch;
+        let per_position = 3 * 2 * a.head_dim as u128
+            + 2 * 4 * (a.num_layers * a.num_kv_heads * a.head_dim) as u128;
+        let bytes = per_position * positions as u128;
+        if let Some(memory) = crate::process::physical_memory()
+            && bytes > memory as u128
+        {
+            return Err(Error::invalid(
+                "context",
+                format!(
+                    "{positions} positions need {bytes} bytes of rotary tables and KV cache, \
+                     more than this machine's {memory}: ask for fewer (--context)"
+                ),
+            ));
+        }
+        if positions != self.capacity() {
+            (self.cos, self.sin) = rope_tables(
+                self.arch.head_dim as usize,
+                positions,
+                self.rope_base,
+                &self.device,
+            )?;
+        }
+        Ok(())
     }
 
     /// Positions held in the KV cache.
@@ -521,6 +553,10 @@ impl Decoder for Llama {
 
     fn position(&self) -> usize {
         self.pos
+    }
+
+    fn capacity(&self) -> usize {
+        self.cos.dims()[0]
     }
 
     fn profile_mut(&mut self) -> &mut Option<Profile> {

@@ -35,11 +35,12 @@ impl ApiKey {
         digest.ct_eq(&self.digest).into()
     }
 
-    /// Checks an `Authorization` header value.
+    /// Checks an `Authorization` header value: the `Bearer` scheme (its
+    /// name is case-insensitive, RFC 7235), then the key.
     pub fn verify_header(&self, header: Option<&str>) -> bool {
-        match header.and_then(|h| h.strip_prefix("Bearer ")) {
-            Some(key) => self.verify(key.trim()),
-            None => false,
+        match header.and_then(|h| h.trim_start().split_once(' ')) {
+            Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => self.verify(key.trim()),
+            _ => false,
         }
     }
 }
@@ -57,6 +58,8 @@ mod tests {
         assert!(!k.verify("s3creT"));
         assert!(!k.verify(""));
         assert!(k.verify_header(Some("Bearer s3cret")));
+        assert!(k.verify_header(Some("bearer s3cret")));
+        assert!(k.verify_header(Some("BEARER  s3cret")));
         assert!(!k.verify_header(Some("Basic s3cret")));
         assert!(!k.verify_header(None));
         assert_eq!(format!("{k:?}"), "ApiKey(…)");

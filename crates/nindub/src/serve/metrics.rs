@@ -26,6 +26,8 @@ pub struct Metrics {
     pub rejected: Counter,
     pub cancelled: Counter,
     pub timed_out: Counter,
+    pub connections_refused: Counter,
+    pub connections_open: Gauge,
     pub ttft: Histogram,
     pub tokens_per_sec: Histogram,
     pub duration: Histogram,
@@ -49,6 +51,8 @@ impl Metrics {
             rejected: Counter::default(),
             cancelled: Counter::default(),
             timed_out: Counter::default(),
+            connections_refused: Counter::default(),
+            connections_open: Gauge::default(),
             // 10 ms … ~80 s
             ttft: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             // 0.5 … ~1000 tokens/s
@@ -87,6 +91,16 @@ impl Metrics {
             "timed_out",
             "Requests abandoned at the time limit",
             m.timed_out.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 and closed because the server held its maximum",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections held open",
+            m.connections_open.clone(),
         );
         registry.register(
             "time_to_first_token_seconds",

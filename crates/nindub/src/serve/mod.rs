@@ -15,6 +15,8 @@
 //! | [`sse`] | server-sent events, parsed incrementally (the client's side) |
 //! | [`auth`] | the API key, compared in constant time |
 //! | [`metrics`] | the Prometheus series (feature `server`) |
+//! | [`connections`] | how many connections are held, and for how long (feature `server`) |
+//! | [`guard`] | Host, Content-Type and framing rules against browser attacks (feature `server`) |
 //! | `server` | the axum application: routes, streaming, limits (feature `server`) |
 //! | [`client`] | a small blocking client: the tests, the benchmark and the notebook use it (feature `client`) |
 //!
@@ -25,6 +27,10 @@ pub mod admission;
 pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "server")]
+pub mod connections;
+#[cfg(feature = "server")]
+pub mod guard;
 #[cfg(feature = "server")]
 pub mod metrics;
 pub mod protocol;

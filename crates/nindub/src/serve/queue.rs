@@ -224,11 +224,15 @@ fn serve_job(g: &mut Generator, job: Job, metrics: &Metrics) {
             "generation_failed",
             format!("generation failed: {e}"),
         )),
-        Ok(_) if gone => {
+        // The tokens of a cancelled or late generation were computed all
+        // the same: they count.
+        Ok(out) if gone => {
+            metrics.record_generation(&out, ttft);
             metrics.cancelled.inc();
             return;
         }
-        Ok(_) if late => {
+        Ok(out) if late => {
+            metrics.record_generation(&out, ttft);
             metrics.timed_out.inc();
             Event::Failed(timeout())
         }

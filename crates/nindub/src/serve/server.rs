@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::auth::ApiKey;
+use super::connections::{self, ConnectionLimits};
+use super::guard::{self, AllowedHosts};
 use super::metrics::{Metrics, RequestLabels};
 use super::protocol::{ApiError, Input, Limits};
 use super::queue::{Event, Job, Queue, Summary, TokenInfo};
@@ -47,6 +49,18 @@ pub struct ServeConfig {
     pub max_tokens: usize,
     /// From arrival to the last token.
     pub timeout: Duration,
+    /// Host names (besides the bound address) the server answers to.
+    pub allowed_hosts: Vec<String>,
+    /// Serve `/metrics` without the API key (for a scraper that sends
+    /// none); with no key set it is open anyway.
+    pub public_metrics: bool,
+    /// Connections held at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Time to send a request's headers; also how long an idle keep-alive
+    /// connection is kept.
+    pub header_timeout: Duration,
+    /// Time to send a request's body.
+    pub body_timeout: Duration,
     /// Stop on Ctrl-C (the command line; not inside a notebook kernel,
     /// whose interrupts are SIGINT too).
     pub stop_on_ctrl_c: bool,
@@ -64,8 +78,41 @@ impl ServeConfig {
             max_prompt_tokens: 4096,
             max_tokens: 1024,
             timeout: Duration::from_secs(300),
+            allowed_hosts: vec![],
+            public_metrics: false,
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             stop_on_ctrl_c: false,
         }
+    }
+
+    /// Refuses limits that would make the server useless: a zero queue,
+    /// body, token count, connection count or time limit, an empty key.
+    pub fn validate(&self) -> Result<()> {
+        let zero = [
+            ("queue", self.queue == 0),
+            ("max_body_bytes", self.max_body_bytes == 0),
+            ("max_prompt_tokens", self.max_prompt_tokens == 0),
+            ("max_tokens", self.max_tokens == 0),
+            ("max_connections", self.max_connections == 0),
+            ("timeout", self.timeout.is_zero()),
+            ("header_timeout", self.header_timeout.is_zero()),
+            ("body_timeout", self.body_timeout.is_zero()),
+        ];
+        if let Some((field, _)) = zero.iter().find(|(_, z)| *z) {
+            return Err(Error::invalid(
+                "server limits",
+                format!("{field} is 0, which would refuse every request; use at least 1"),
+            ));
+        }
+        if self.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(Error::invalid(
+                "API key",
+                "the key is empty: no client could send it (omit it for a keyless server)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -78,6 +125,8 @@ struct AppState {
     limits: Limits,
     max_body_bytes: usize,
     timeout: Duration,
+    body_timeout: Duration,
+    hosts: AllowedHosts,
     next_id: AtomicU64,
 }
 
@@ -96,12 +145,7 @@ impl Server {
     /// Binds, then serves on background threads: one for the model, a
     /// small tokio runtime for HTTP.
     pub fn start(generator: Generator, cfg: ServeConfig) -> Result<Server> {
-        if cfg.queue == 0 {
-            return Err(Error::invalid(
-                "queue depth",
-                "0 would refuse every request while one is generated; use at least 1",
-            ));
-        }
+        cfg.validate()?;
         let listener = std::net::TcpListener::bind(cfg.addr)
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
             .map_err(|e| Error::io(format!("address {}", cfg.addr), e))?;
@@ -124,9 +168,16 @@ impl Server {
             },
             max_body_bytes: cfg.max_body_bytes,
             timeout: cfg.timeout,
+            body_timeout: cfg.body_timeout,
+            hosts: AllowedHosts::new(addr, &cfg.allowed_hosts),
             next_id: AtomicU64::new(1),
         });
-        let app = router(state, &cfg.cors_origins)?;
+        let app = router(state, &cfg.cors_origins, cfg.public_metrics)?;
+        let limits = ConnectionLimits {
+            max_connections: cfg.max_connections,
+            header_timeout: cfg.header_timeout,
+        };
+        let conn_metrics = metrics.clone();
         let worker = queue::spawn_worker(generator, queue.clone(), metrics);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let ctrl_c = cfg.stop_on_ctrl_c;
@@ -151,9 +202,8 @@ impl Server {
                             } => eprintln!("nindub: stopping"),
                         }
                     };
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stop)
-                        .await
+                    connections::serve(listener, app, limits, conn_metrics, stop).await;
+                    Ok(())
                 })
             })
             .map_err(|e| Error::io("a thread for the HTTP server", e))?;
@@ -206,21 +256,29 @@ impl Drop for Server {
     }
 }
 
-fn router(state: Shared, cors_origins: &[String]) -> Result<Router> {
-    let v1 = Router::new()
+fn router(state: Shared, cors_origins: &[String], public_metrics: bool) -> Result<Router> {
+    let mut keyed = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/completions", post(completions))
-        .route("/v1/chat/completions", post(chat))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
-    let mut app = Router::new()
+        .route("/v1/chat/completions", post(chat));
+    let mut open = Router::new()
         .route("/", get(web::index))
         .route("/app.js", get(web::script))
         .route("/style.css", get(web::style))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics_text))
-        .merge(v1)
+        .route("/health", get(health));
+    // What the server measures tells about its clients: the key's, unless
+    // asked otherwise.
+    if public_metrics {
+        open = open.route("/metrics", get(metrics_text));
+    } else {
+        keyed = keyed.route("/metrics", get(metrics_text));
+    }
+    let keyed = keyed.route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let mut app = open
+        .merge(keyed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard_request))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state);
     if !cors_origins.is_empty() {
@@ -260,7 +318,19 @@ async fn count(State(s): State<Shared>, req: HttpRequest, next: Next) -> Respons
     response
 }
 
-/// With a key set, every `/v1` route needs `Authorization: Bearer KEY`.
+/// The Host and Content-Type rules ([`guard`]), and the framing headers on
+/// every answer.
+async fn guard_request(State(s): State<Shared>, req: HttpRequest, next: Next) -> Response {
+    let mut response = match guard::check(&s.hosts, req.method(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => error(e),
+    };
+    guard::harden(response.headers_mut());
+    response
+}
+
+/// With a key set, every `/v1` route (and `/metrics`, unless public) needs
+/// `Authorization: Bearer KEY`.
 async fn require_key(State(s): State<Shared>, req: HttpRequest, next: Next) -> Response {
     if let Some(key) = &s.key {
         let header = req
@@ -350,7 +420,20 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Respon
 async fn respond(s: Shared, headers: HeaderMap, body: Body, endpoint: Endpoint) -> Response {
     let arrived = Instant::now();
     let prepared = async {
-        let bytes = read_body(&headers, body, s.max_body_bytes).await?;
+        let bytes =
+            tokio::time::timeout(s.body_timeout, read_body(&headers, body, s.max_body_bytes))
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        408,
+                        "invalid_request_error",
+                        "body_timeout",
+                        format!(
+                            "the body did not arrive within {} s",
+                            s.body_timeout.as_secs_f64()
+                        ),
+                    )
+                })??;
         let req = match endpoint {
             Endpoint::Completion => protocol::parse_completion(&bytes, &s.limits)?,
             Endpoint::Chat => protocol::parse_chat(&bytes, &s.limits)?,

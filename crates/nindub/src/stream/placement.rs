@@ -53,8 +53,12 @@ pub struct Placement {
 /// Places `demand` in `budget` bytes, with `buffers` staging buffers for
 /// the streamed layers, or says why it cannot.
 pub fn plan(demand: &Demand, budget: u64, buffers: u64) -> Result<Placement> {
+    let all = demand
+        .total()
+        .ok_or_else(|| Error::invalid("memory budget", "the demand exceeds a 64-bit byte count"))?;
+    // Below the total, so none of these sums overflow.
     let reserved = demand.kv_cache + demand.activations + demand.fixed;
-    let all: u64 = demand.layers.iter().sum();
+    let all = all - reserved;
     if reserved + all <= budget {
         return Ok(Placement {
             budget,
@@ -160,16 +164,32 @@ pub fn demand(source: &ModelSource, context: usize) -> Result<Demand> {
         arch.num_heads as usize * hd,
         arch.num_kv_heads as usize * hd,
     );
+    let too_large = || {
+        Error::invalid(
+            "context",
+            format!(
+                "{context} positions of a model with {} layers and {kv_out} key/value features \
+                 need more bytes than a 64-bit count holds",
+                arch.num_layers
+            ),
+        )
+    };
+    let kv_cache = [arch.num_layers, 2, kv_out as u64, 4]
+        .into_iter()
+        .try_fold(context as u64, u64::checked_mul)
+        .ok_or_else(too_large)?;
+    let activations = activation_bytes(
+        (d as u64, f as u64, q_out as u64, kv_out as u64),
+        arch.num_heads,
+        arch.vocab_size,
+        context as u64,
+    )
+    .ok_or_else(too_large)?;
     let mut demand = Demand {
         fixed: source.range("token_embd.weight")?.bytes as u64,
         layers: vec![],
-        kv_cache: (context * arch.num_layers as usize * 2 * kv_out * 4) as u64,
-        activations: activation_bytes(
-            (d as u64, f as u64, q_out as u64, kv_out as u64),
-            arch.num_heads,
-            arch.vocab_size,
-            context as u64,
-        ),
+        kv_cache,
+        activations,
     };
     if !arch.tied_embeddings {
         demand.fixed += source.range("output.weight")?.bytes as u64;
@@ -178,7 +198,46 @@ pub fn demand(source: &ModelSource, context: usize) -> Result<Demand> {
         let r = tensor_ranges(source, l)?;
         demand.layers.push(r.iter().map(|r| r.bytes as u64).sum());
     }
+    demand.total().ok_or_else(too_large)?;
     Ok(demand)
+}
+
+/// The budget of a run that gave none: the machine's physical memory,
+/// after checking that the whole demand fits it, so that a model or a
+/// context too large for the machine is refused before anything is
+/// allocated (not killed mid-allocation).
+pub fn machine_budget(demand: &Demand, context: usize) -> Result<u64> {
+    let Some(memory) = crate::process::physical_memory() else {
+        return Ok(u64::MAX);
+    };
+    let total = demand.total().unwrap_or(u64::MAX);
+    if total > memory {
+        return Err(Error::invalid(
+            "context",
+            format!(
+                "{} for the weights, {} for a KV cache of {context} positions and {} of \
+                 activations come to {}, more than this machine's {}: ask for fewer positions \
+                 (--context) or give a budget (--budget) to stream the layers",
+                crate::budget::human(total - demand.kv_cache - demand.activations),
+                crate::budget::human(demand.kv_cache),
+                crate::budget::human(demand.activations),
+                crate::budget::human(total),
+                crate::budget::human(memory),
+            ),
+        ));
+    }
+    Ok(memory)
+}
+
+impl Demand {
+    /// Every byte of the demand, or `None` past a 64-bit count.
+    pub fn total(&self) -> Option<u64> {
+        self.layers
+            .iter()
+            .try_fold(self.fixed, |t, &l| t.checked_add(l))?
+            .checked_add(self.kv_cache)?
+            .checked_add(self.activations)
+    }
 }
 
 /// The most prompt tokens the fused engine runs through a layer at once: a
@@ -198,18 +257,22 @@ pub fn activation_bytes(
     heads: u64,
     vocab: u64,
     context: u64,
-) -> u64 {
+) -> Option<u64> {
+    // Sizes read from a file are bounded by its tensors, but the context is
+    // a flag: the arithmetic is done in u128 and refused past 64 bits.
+    let (d, f, q_out, kv_out) = (d as u128, f as u128, q_out as u128, kv_out as u128);
     // An activation quantized once: a byte per value, an f32 scale and sum
     // per block of 32.
-    let act = |n: u64| n + n / 4;
+    let act = |n: u128| n + n / 4;
     let step = 4 * (4 * d + 3 * q_out + 2 * kv_out + 2 * f) + act(d.max(q_out)) + act(f);
-    let chunk = PREFILL_CHUNK as u64;
+    let chunk = PREFILL_CHUNK as u128;
     let prefill = chunk
         * (4 * (3 * d + 2 * q_out + 2 * kv_out + 2 * f)
             + act(d.max(q_out))
             + act(f)
             + 4 * f.max(d).max(q_out));
-    step + prefill + 4 * heads * context.max(chunk) + 4 * vocab
+    let scores = 4 * heads as u128 * (context as u128).max(chunk);
+    u64::try_from(step + prefill + scores + 4 * vocab as u128).ok()
 }
 
 #[cfg(test)]

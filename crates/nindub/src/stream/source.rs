@@ -87,8 +87,24 @@ impl ModelSource {
         &self.files[0]
     }
 
+    /// The model's architecture, checked against the tensors of every
+    /// file (a shard directory's layers are in the shards, not the base).
     pub fn architecture(&self) -> Result<Architecture> {
-        self.base().architecture()
+        let arch = self.base().architecture()?;
+        let prefix = self
+            .base()
+            .metadata_str("general.architecture")
+            .unwrap_or("llama");
+        crate::model::gguf::check_against_tensors(&arch, prefix, &self.root, true, |name| {
+            let i = *self.index.get(name)?;
+            Some(
+                self.files[i].content.tensor_infos[name]
+                    .shape
+                    .dims()
+                    .to_vec(),
+            )
+        })?;
+        Ok(arch)
     }
 
     pub fn path(&self, file: usize) -> &Path {
@@ -113,8 +129,17 @@ impl ModelSource {
         })?;
         let f = &self.files[i];
         let info = &f.content.tensor_infos[name];
-        let dtype = info.ggml_dtype;
-        let bytes = info.shape.elem_count() / dtype.block_size() * dtype.type_size();
+        // Whole blocks, no overflow: checked when the file was opened.
+        let bytes = crate::model::gguf::stored_bytes(info.shape.dims(), info.ggml_dtype).map_err(
+            |reason| Error::Metadata {
+                path: f.path.clone(),
+                field: format!("tensor `{name}`"),
+                reason,
+            },
+        )?;
+        let bytes = usize::try_from(bytes).map_err(|_| {
+            Error::invalid("tensor size", format!("`{name}` does not fit in memory"))
+        })?;
         Ok(Range {
             file: i,
             offset: f.content.tensor_data_offset + info.offset,

@@ -272,7 +272,7 @@ impl SynthSpec {
         crate::stream::placement::Demand {
             fixed: embedding * if tied { 1 } else { 2 },
             layers: vec![self.layer_bytes(); self.layers],
-            kv_cache: context * self.layers as u64 * 2 * self.kv_dim() as u64 * 4,
+            kv_cache: context.saturating_mul(self.layers as u64 * 2 * self.kv_dim() as u64 * 4),
             activations: crate::stream::placement::activation_bytes(
                 (
                     self.hidden as u64,
@@ -283,7 +283,8 @@ impl SynthSpec {
                 self.heads as u64,
                 self.vocab as u64,
                 context,
-            ),
+            )
+            .unwrap_or(u64::MAX),
         }
     }
 

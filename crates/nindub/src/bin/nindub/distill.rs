@@ -63,6 +63,7 @@ fn lm(args: DistillLmArgs) -> Result<()> {
     cfg.alpha = args.alpha.unwrap_or(cfg.alpha);
     cfg.seed = args.seed.unwrap_or(cfg.seed);
     nindub::distill::loss::KdConfig::new(cfg.temperature, cfg.alpha, true)?;
+    nindub::fsx::check_output_dir(&args.out)?;
     let teacher = assets::resolve(&args.teacher)?;
     let corpus = match args.corpus {
         Some(c) => c,

@@ -1,6 +1,8 @@
 //! `nindub generate` and `nindub chat`: the Ritual from the command line,
 //! on the engine and within the budget the flags ask for.
 
+use std::io::BufRead;
+
 use anyhow::{Context, Result};
 use clap::Args;
 use nindub::model::generate::GenerateConfig;
@@ -88,17 +90,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
     };
     let config = args.config();
-    config.sampling.validate()?;
-    let mut loaded = load(&args.model, &args.engine, |tokenizer, _| {
+    config.validate()?;
+    let mut loaded = load(&args.model, &args.engine, |tokenizer, arch| {
         Ok(match args.context {
             Some(c) => c,
             // The chat template adds a few dozen tokens around the prompt.
-            None => {
-                tokenizer.encode(&prompt)?.len()
-                    + 64 * args.chat_template as usize
-                    + args.max_tokens
-                    + 1
-            }
+            None => arch.context_for(
+                tokenizer.encode(&prompt)?.len() + 64 * args.chat_template as usize,
+                args.max_tokens,
+            )?,
         })
     })?;
     let g = &mut loaded.generator;
@@ -117,7 +117,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 
 pub fn chat(args: GenerateArgs) -> Result<()> {
     let config = args.config();
-    config.sampling.validate()?;
+    config.validate()?;
     let mut loaded = load(&args.model, &args.engine, |_, _| {
         Ok(args.context.unwrap_or(2048))
     })?;
@@ -130,22 +130,42 @@ pub fn chat(args: GenerateArgs) -> Result<()> {
             Some(p) => p,
             None => {
                 eprint!("> ");
-                let mut line = String::new();
-                if stdin.read_line(&mut line)? == 0 {
+                // Bytes, not a String: a line that is not UTF-8 is reported,
+                // not the end of the session.
+                let mut bytes = vec![];
+                if stdin.lock().read_until(b'\n', &mut bytes)? == 0 {
                     break;
                 }
-                line.trim_end().to_string()
+                match String::from_utf8(bytes) {
+                    Ok(line) => line.trim_end().to_string(),
+                    Err(_) => {
+                        eprintln!("nindub: that line is not UTF-8 text; try again");
+                        continue;
+                    }
+                }
             }
         };
         if line.is_empty() {
             break;
         }
         messages.push(Message::new("user", &line));
-        let ids = g.tokenizer.encode(&g.chat_prompt(&messages)?)?;
-        let out = g.generate(&ids, &config, |s| print_step(s, args.logits))?;
-        println!();
-        report(&out);
-        messages.push(Message::new("assistant", &out.text));
+        // One bad turn (too long for the context) is reported and taken
+        // back; the session goes on.
+        let turn = g
+            .chat_prompt(&messages)
+            .and_then(|p| g.tokenizer.encode(&p))
+            .and_then(|ids| g.generate(&ids, &config, |s| print_step(s, args.logits)));
+        match turn {
+            Ok(out) => {
+                println!();
+                report(&out);
+                messages.push(Message::new("assistant", &out.text));
+            }
+            Err(e) => {
+                messages.pop();
+                eprintln!("nindub: {e}; the message was not kept, try a shorter one");
+            }
+        }
     }
     loaded.memory.report(args.engine.budget.map(|b| b.as_u64()));
     Ok(())

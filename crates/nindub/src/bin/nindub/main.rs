@@ -97,8 +97,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nindub: error: {e:#}");
+            eprintln!("nindub: error: {}", sentence(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes as one line, each cause said once: the
+/// library's errors already end with their cause's text.
+fn sentence(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }

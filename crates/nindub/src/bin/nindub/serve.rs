@@ -43,14 +43,51 @@ pub struct ServeArgs {
     /// Seconds from a request's arrival to its last token.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
+    /// Also answer to this host name (repeatable); by default only the
+    /// bound address, and `localhost` for a loopback one (DNS rebinding).
+    #[arg(long)]
+    allowed_host: Vec<String>,
+    /// Serve /metrics without the API key (for a scraper that sends none).
+    #[arg(long)]
+    public_metrics: bool,
+    /// Connections held at once; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers (and how long an
+    /// idle connection is kept).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, default_value_t = 30)]
+    body_timeout_secs: u64,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
+    let secs = std::time::Duration::from_secs;
+    // Every limit is checked before the model is loaded.
+    let cfg = ServeConfig {
+        addr: std::net::SocketAddr::new(args.host, args.port),
+        queue: args.queue,
+        api_key: args.api_key.clone(),
+        cors_origins: args.cors_origin.clone(),
+        max_body_bytes: args.max_body_bytes,
+        max_prompt_tokens: args.max_prompt_tokens,
+        max_tokens: args.max_tokens,
+        timeout: secs(args.timeout_secs),
+        allowed_hosts: args.allowed_host.clone(),
+        public_metrics: args.public_metrics,
+        max_connections: args.max_connections,
+        header_timeout: secs(args.header_timeout_secs),
+        body_timeout: secs(args.body_timeout_secs),
+        stop_on_ctrl_c: true,
+        ..ServeConfig::new(String::new())
+    };
+    cfg.validate()?;
     // Under a budget the KV cache is reserved for the longest request the
     // limits admit.
     let (max_prompt, max_tokens) = (args.max_prompt_tokens, args.max_tokens);
     let loaded = load(&args.model, &args.engine, |_, _| {
-        Ok(max_prompt + max_tokens + 1)
+        Ok(max_prompt.saturating_add(max_tokens).saturating_add(1))
     })?;
     let model_id = loaded
         .path
@@ -71,16 +108,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let budget = args.engine.budget.map(|b| b.as_u64());
     let cfg = ServeConfig {
-        addr: std::net::SocketAddr::new(args.host, args.port),
-        queue: args.queue,
-        api_key: args.api_key,
-        cors_origins: args.cors_origin,
-        max_body_bytes: args.max_body_bytes,
-        max_prompt_tokens: args.max_prompt_tokens,
-        max_tokens: args.max_tokens,
-        timeout: std::time::Duration::from_secs(args.timeout_secs),
-        stop_on_ctrl_c: true,
-        ..ServeConfig::new(model_id.clone())
+        model_id: model_id.clone(),
+        ..cfg
     };
     let key = cfg.api_key.is_some();
     let server = Server::start(g, cfg)?;

@@ -41,6 +41,7 @@ pub struct SynthArgs {
 
 pub fn split(args: SplitArgs) -> Result<()> {
     let out = &args.out;
+    nindub::fsx::check_output_dir(out)?;
     let m = shard::split(&assets::resolve(&args.model)?, out, true)?;
     println!(
         "{}: {} layer shards and base.gguf, {:.1} MB, manifest.json written last",
@@ -85,6 +86,7 @@ pub fn synth(args: SynthArgs) -> Result<()> {
     if dry_run {
         return Ok(());
     }
+    nindub::fsx::check_output_dir(out)?;
     let tokenizer = gguf::GgufFile::open(&assets::smollm2()?)?;
     nindub::stream::synth::write(&spec, Some(&tokenizer), out, true)?;
     println!("{}: written (SmolLM2's tokenizer copied in)", out.display());

@@ -52,6 +52,9 @@ pub struct StreamArgs {
 }
 
 pub fn run(args: StreamArgs) -> Result<()> {
+    if let Some(out) = &args.report {
+        nindub::fsx::check_output(out)?;
+    }
     let path = assets::resolve(&args.model)?;
     let source = ModelSource::open(&path)?;
     let tokenizer = Arc::new(
@@ -59,10 +62,13 @@ pub fn run(args: StreamArgs) -> Result<()> {
             .context("the model carries no tokenizer (nindub synth copies SmolLM2's)")?,
     );
     let prompt = tokenizer.encode(&args.prompt)?;
+    let context = source
+        .architecture()?
+        .context_for(prompt.len(), args.max_tokens)?;
     let cfg = RunConfig {
         opts: StreamOptions {
             budget: Some(args.budget.as_u64()),
-            context: prompt.len() + args.max_tokens + 1,
+            context,
             prefetch: !args.no_prefetch,
             cold: args.cold,
         },

@@ -1,0 +1,252 @@
+//! The command line against hostile input: special files as outputs,
+//! absurd flags, a model file whose header lies. Every case is refused with
+//! a reason before any work (or runs, where the input is legitimate), and
+//! nothing that was there is destroyed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn nindub(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nindub"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the nindub binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Refused: exit status 1 (not an abort), the reason on stderr, said once.
+fn refused(o: &Output, reason: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(reason), "expected `{reason}` in: {err}");
+    assert_eq!(
+        err.matches(reason).count(),
+        1,
+        "the cause is repeated: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn smollm2() -> PathBuf {
+    nindub::assets::smollm2().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn outputs_that_are_not_files_are_refused_before_the_work() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = smollm2();
+    let model = model.to_str().unwrap();
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let socket = dir.path().join("socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = dir.path().join("link.gguf");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let cases: [(PathBuf, &str); 5] = [
+        (fifo.clone(), "not a regular file"),
+        (socket.clone(), "not a regular file"),
+        (link.clone(), "symbolic link"),
+        (dir.path().to_path_buf(), "is a directory"),
+        (file.join("under-a-file.gguf"), "Not a directory"),
+    ];
+    for (out, reason) in &cases {
+        let t = Instant::now();
+        let o = nindub(&[
+            "quantize",
+            "--scheme",
+            "int8-g32",
+            model,
+            out.to_str().unwrap(),
+        ]);
+        refused(&o, reason);
+        // Before minutes of quantizing, not after.
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{out:?}: {:?}",
+            t.elapsed()
+        );
+    }
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::metadata(&socket).unwrap().file_type().is_socket());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    // The same rule for a report and for shard directories.
+    let o = nindub(&[
+        "stream",
+        "--report",
+        fifo.to_str().unwrap(),
+        "--max-tokens",
+        "1",
+    ]);
+    refused(&o, "not a regular file");
+    let o = nindub(&["split", "--model", model, "--out", file.to_str().unwrap()]);
+    refused(&o, "not a directory");
+}
+
+#[test]
+fn absurd_flags_are_refused_before_the_model_loads() {
+    let huge = u64::MAX.to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["generate", "--prompt", "Hi", "--stop", ""],
+            "empty stop string",
+        ),
+        (
+            vec!["generate", "--prompt", "Hi", "--max-tokens", "0"],
+            "max_tokens",
+        ),
+        (
+            vec!["generate", "--prompt", "Hi", "--max-tokens", &huge],
+            "max_tokens",
+        ),
+        (vec!["stream", "--max-tokens", &huge], "max_tokens"),
+        (vec!["serve", "--api-key", ""], "the key is empty"),
+        (
+            vec!["serve", "--max-body-bytes", "0"],
+            "max_body_bytes is 0",
+        ),
+        (vec!["serve", "--max-tokens", "0"], "max_tokens is 0"),
+        (
+            vec!["serve", "--max-prompt-tokens", "0"],
+            "max_prompt_tokens is 0",
+        ),
+        (vec!["serve", "--timeout-secs", "0"], "timeout is 0"),
+        (
+            vec!["serve", "--max-connections", "0"],
+            "max_connections is 0",
+        ),
+        (vec!["serve", "--queue", "0"], "queue is 0"),
+    ];
+    for (args, reason) in cases {
+        let t = Instant::now();
+        let o = nindub(&args);
+        refused(&o, reason);
+        assert!(
+            !stderr(&o).contains("loaded"),
+            "{args:?}: the model was loaded first"
+        );
+        assert!(t.elapsed() < Duration::from_secs(30), "{args:?}");
+    }
+}
+
+/// A copy of SmolLM2 with one u32 metadata value overwritten.
+fn with_field(dir: &Path, key: &str, value: u32) -> PathBuf {
+    let mut bytes = std::fs::read(smollm2()).unwrap();
+    let mut needle = (key.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(key.as_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+        + needle.len();
+    assert_eq!(
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
+        4,
+        "{key} is a u32"
+    );
+    bytes[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
+    let out = dir.join(format!("{key}.gguf"));
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+#[test]
+fn a_header_that_lies_is_refused_or_taken_as_a_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let lying_layers = with_field(dir.path(), "llama.block_count", (1 << 31) - 1);
+    for cmd in ["inspect", "generate"] {
+        let mut args = vec![cmd, "--model", lying_layers.to_str().unwrap()];
+        if cmd == "inspect" {
+            args.remove(1);
+        } else {
+            args.extend(["--prompt", "Hi", "--max-tokens", "2"]);
+        }
+        refused(&nindub(&args), "blocks declared");
+        assert!(stderr(&nindub(&args)).contains("`llama.block_count`"));
+    }
+    // A context of 2^31 - 1 positions is what the file claims; the run
+    // reserves what it needs.
+    let long = with_field(dir.path(), "llama.context_length", (1 << 31) - 1);
+    let long = long.to_str().unwrap();
+    for engine in [&[][..], &["--candle"][..]] {
+        let mut args = vec![
+            "generate",
+            "--model",
+            long,
+            "--prompt",
+            "Hi",
+            "--max-tokens",
+            "2",
+            "--temperature",
+            "0",
+        ];
+        args.extend(engine);
+        let o = nindub(&args);
+        assert!(o.status.success(), "{engine:?}: {}", stderr(&o));
+    }
+    refused(
+        &nindub(&[
+            "generate",
+            "--model",
+            long,
+            "--prompt",
+            "Hi",
+            "--context",
+            &u32::MAX.to_string(),
+        ]),
+        "more than this machine's",
+    );
+}
+
+#[test]
+fn chat_survives_a_bad_line() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nindub"))
+        .args([
+            "chat",
+            "--max-tokens",
+            "3",
+            "--temperature",
+            "0",
+            "--context",
+            "256",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\xff\xfe not text\n").unwrap();
+    stdin.write_all("word ".repeat(400).as_bytes()).unwrap();
+    stdin.write_all(b"\nHello\n").unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("not UTF-8"), "{err}");
+    assert!(err.contains("the message was not kept"), "{err}");
+    // The third line was answered.
+    assert!(err.contains("generated in"), "{err}");
+}

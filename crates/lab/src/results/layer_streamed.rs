@@ -11,7 +11,9 @@
 //!   budget each can stream in;
 //! - `table2.txt`: the seed's "Qwen-2.5-32B INT4: only layer-by-layer"
 //!   placed within the Mana Crystal;
-//! - `errors.txt`: what bad input gets.
+//! - `errors.txt`: what bad input gets;
+//! - `hostile-files.md`: SmolLM2's header made to lie, field by field, and
+//!   what the readers do with each lie.
 
 use super::write;
 use std::fmt::Write as _;
@@ -255,8 +257,122 @@ pub fn generate(out: &Path) -> Result<()> {
             .map_err(err),
     );
     write(&out, "errors.txt", &text)?;
+    hostile_files(&path, &out)?;
     Ok(())
 }
+
+// ANCHOR: hostile
+/// SmolLM2's header, made to lie one field at a time: each copy is opened
+/// and run as `generate` would (the fused engine, a 64-position context)
+/// and the outcome written down.
+fn hostile_files(model: &Path, out: &Path) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let original = std::fs::read(model)?;
+    let u32_field = |key: &str| -> Result<usize> {
+        let mut needle = (key.len() as u64).to_le_bytes().to_vec();
+        needle.extend_from_slice(key.as_bytes());
+        let at = original
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .with_context(|| format!("{key} not in the header"))?;
+        Ok(at + needle.len() + 4) // after the key and its value type
+    };
+    let tensor_offset = |name: &str| -> Result<usize> {
+        let mut needle = (name.len() as u64).to_le_bytes().to_vec();
+        needle.extend_from_slice(name.as_bytes());
+        let at = original
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .with_context(|| format!("{name} not in the tensor table"))?
+            + needle.len();
+        let dims = u32::from_le_bytes(original[at..at + 4].try_into()?) as usize;
+        Ok(at + 4 + 8 * dims + 4) // n_dims, dims, type; then the offset
+    };
+    let read_u64 =
+        |at: usize| u64::from_le_bytes(original[at..at + 8].try_into().unwrap_or_default());
+    let q = tensor_offset("blk.0.attn_q.weight")?;
+    type Lie = (String, Box<dyn Fn(&mut Vec<u8>)>);
+    let set_u32 = |at: usize, v: u32| -> Box<dyn Fn(&mut Vec<u8>)> {
+        Box::new(move |b: &mut Vec<u8>| b[at..at + 4].copy_from_slice(&v.to_le_bytes()))
+    };
+    let max = (1u32 << 31) - 1;
+    let lies: Vec<Lie> = vec![
+        (
+            "`llama.block_count` = 2³¹−1".into(),
+            set_u32(u32_field("llama.block_count")?, max),
+        ),
+        (
+            "`llama.embedding_length` = 2³¹−1".into(),
+            set_u32(u32_field("llama.embedding_length")?, max),
+        ),
+        (
+            "`llama.attention.head_count` = 2³¹−1".into(),
+            set_u32(u32_field("llama.attention.head_count")?, max),
+        ),
+        (
+            "`llama.context_length` = 2³¹−1".into(),
+            set_u32(u32_field("llama.context_length")?, max),
+        ),
+        (
+            "`general.alignment` = 0".into(),
+            Box::new(|b: &mut Vec<u8>| {
+                // Rename `general.file_type` (same length, a u32) to it.
+                let key = b"general.file_type";
+                if let Some(at) = b.windows(key.len()).position(|w| w == key) {
+                    b[at..at + key.len()].copy_from_slice(b"general.alignment");
+                    b[at + key.len() + 4..at + key.len() + 8].copy_from_slice(&0u32.to_le_bytes());
+                }
+            }),
+        ),
+        ("`blk.0.attn_q.weight` one byte further".into(), {
+            let v = read_u64(q) + 1;
+            Box::new(move |b: &mut Vec<u8>| b[q..q + 8].copy_from_slice(&v.to_le_bytes()))
+        }),
+        ("`blk.0.attn_q.weight` 32 bytes further".into(), {
+            let v = read_u64(q) + 32;
+            Box::new(move |b: &mut Vec<u8>| b[q..q + 8].copy_from_slice(&v.to_le_bytes()))
+        }),
+        (
+            "`blk.0.attn_q.weight` at offset 2⁶⁴−32".into(),
+            Box::new(move |b: &mut Vec<u8>| {
+                b[q..q + 8].copy_from_slice(&(u64::MAX - 31).to_le_bytes())
+            }),
+        ),
+        (
+            "the file cut at half its length".into(),
+            Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)),
+        ),
+    ];
+    let mut md = String::from("| the lie | what the reader does |\n|---|---|\n");
+    for (what, lie) in &lies {
+        let mut bytes = original.clone();
+        lie(&mut bytes);
+        let path = tmp.path().join("model.gguf");
+        std::fs::write(&path, &bytes)?;
+        let outcome = ModelSource::open(&path).and_then(|source| {
+            let opts = StreamOptions { context: 64, ..Default::default() };
+            let mut m = FusedLlama::open(&source, &opts)?;
+            let logits = nindub::model::decoder::Decoder::forward(&mut m, &[1, 2, 3])?;
+            Ok(format!(
+                "runs: reserves {} positions (the file's claim is a ceiling, not a size); first argmax {}",
+                nindub::model::decoder::Decoder::capacity(&m),
+                argmax(&logits)
+            ))
+        });
+        let text = match outcome {
+            Ok(t) => t,
+            Err(e) => format!(
+                "refused: {}",
+                e.to_string()
+                    .replace(&path.display().to_string(), "model.gguf")
+            ),
+        };
+        writeln!(md, "| {what} | {} |", text.replace('|', "\\|"))?;
+    }
+    write(out, "hostile-files.md", &md)?;
+    Ok(())
+}
+// ANCHOR_END: hostile
 
 /// A GGUF header that says `gpt2`.
 fn write_foreign_architecture(path: &Path) -> Result<()> {

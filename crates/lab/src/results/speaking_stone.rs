@@ -30,6 +30,7 @@ pub fn generate(out: &Path) -> Result<()> {
     refusals(&server, &out)?;
     keyed(&out)?;
     counters(&server, &out)?;
+    hostile_http(&out)?;
     println!("speaking_stone: wrote results to {}", out.display());
     Ok(())
 }
@@ -74,6 +75,11 @@ fn wire(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -
             )
         }
     );
+    on_the_wire(addr, &request)
+}
+
+/// Sends `request` as it is and returns request and response as text.
+fn on_the_wire(addr: SocketAddr, request: &str) -> Result<String> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(300)))?;
     s.write_all(request.as_bytes())?;
@@ -292,3 +298,112 @@ fn counters(server: &Server, out: &Path) -> Result<()> {
         ),
     )
 }
+
+/// Whether the server closes `s` (EOF or reset) within `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> Result<bool> {
+    s.set_read_timeout(Some(within))?;
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(false);
+            }
+            Err(_) => return Ok(true),
+        }
+    }
+}
+
+// ANCHOR: hostile
+/// A hostile but fair client: idle and slow connections, one connection
+/// too many, a rebound host name, a cross-site form post. The server runs
+/// with a 1 s header timeout and room for 4 connections.
+fn hostile_http(out: &Path) -> Result<()> {
+    use std::fmt::Write as _;
+    let server = start(|c| {
+        c.header_timeout = Duration::from_secs(1);
+        c.max_connections = 4;
+    })?;
+    let a = server.addr();
+    let mut md = String::new();
+    let mut idle = TcpStream::connect(a)?;
+    let mut slow = TcpStream::connect(a)?;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")?;
+    let trickle = {
+        let mut s = slow.try_clone()?;
+        std::thread::spawn(move || {
+            for _ in 0..15 {
+                if s.write_all(b"a").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let yes = |b: bool| if b { "yes" } else { "NO" };
+    writeln!(
+        md,
+        "- a connection that sends nothing, closed by the server within 3 s: {}",
+        yes(closed_within(&mut idle, Duration::from_secs(3))?)
+    )?;
+    writeln!(
+        md,
+        "- a connection that sends a header byte every 200 ms (slowloris), closed within 3 s: {}",
+        yes(closed_within(&mut slow, Duration::from_secs(3))?)
+    )?;
+    let _ = trickle.join();
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(a))
+        .collect::<std::io::Result<_>>()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let one_more = on_the_wire(
+        a,
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = Client::new(&server.url()).get("/health")?.0;
+    drop(held);
+    writeln!(
+        md,
+        "- with 4 idle connections held, a fifth is answered at once:\n\n```http\n{}\n```\n",
+        one_more.trim_end()
+    )?;
+    writeln!(
+        md,
+        "- 1.5 s later (the idle ones timed out) `/health` answers {after}\n"
+    )?;
+    let rebound = on_the_wire(
+        a,
+        "GET /v1/models HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n",
+    )?;
+    writeln!(
+        md,
+        "A page whose name was rebound to 127.0.0.1:\n\n```http\n{}\n```\n",
+        rebound.trim_end()
+    )?;
+    let body = r#"{"prompt": "Hi", "max_tokens": 1}"#;
+    let form = on_the_wire(
+        a,
+        &format!(
+            "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )?;
+    writeln!(
+        md,
+        "A cross-site `text/plain` post (no preflight needed):\n\n```http\n{}\n```",
+        form.trim_end()
+    )?;
+    write(
+        out,
+        "hostile-http.md",
+        &md.replace(&a.to_string(), "127.0.0.1:8080"),
+    )
+}
+// ANCHOR_END: hostile

@@ -115,13 +115,21 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// The headers every answer carries.
+/// The headers every answer carries. A policy the route set (the web
+/// page's) keeps its directives and gains `frame-ancestors`.
 pub fn harden(headers: &mut HeaderMap) {
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
+    let policy = match headers
+        .get(CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(p) if p.contains("frame-ancestors") => None,
+        Some(p) => HeaderValue::from_str(&format!("{p}; frame-ancestors 'none'")).ok(),
+        None => Some(HeaderValue::from_static("frame-ancestors 'none'")),
+    };
+    if let Some(policy) = policy {
+        headers.insert(CONTENT_SECURITY_POLICY, policy);
+    }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
 
@@ -180,5 +188,21 @@ mod tests {
         assert!(check(&hosts, &Method::POST, &h).is_ok());
         h.remove(CONTENT_TYPE);
         assert!(check(&hosts, &Method::GET, &h).is_ok());
+    }
+
+    #[test]
+    fn the_pages_policy_is_kept() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'"),
+        );
+        harden(&mut h);
+        assert_eq!(
+            h[CONTENT_SECURITY_POLICY],
+            "default-src 'self'; frame-ancestors 'none'"
+        );
+        assert_eq!(h[X_FRAME_OPTIONS], "DENY");
+        assert_eq!(h[X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
 }

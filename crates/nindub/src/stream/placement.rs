@@ -202,6 +202,7 @@ pub fn demand(source: &ModelSource, context: usize) -> Result<Demand> {
     Ok(demand)
 }
 
+// ANCHOR: machine
 /// The budget of a run that gave none: the machine's physical memory,
 /// after checking that the whole demand fits it, so that a model or a
 /// context too large for the machine is refused before anything is
@@ -228,6 +229,7 @@ pub fn machine_budget(demand: &Demand, context: usize) -> Result<u64> {
     }
     Ok(memory)
 }
+// ANCHOR_END: machine
 
 impl Demand {
     /// Every byte of the demand, or `None` past a 64-bit count.

@@ -92,6 +92,12 @@ fn ones(n: usize) -> QTensor {
 
 /// Writes the model: Q8_0 matrices (Q4_1 for the MLP), f32 norms.
 fn write_model(path: &Path) {
+    write_model_with(path, &[]);
+}
+
+/// The same, with `extra` metadata after the model's own (strings first,
+/// as in real files).
+fn write_model_with(path: &Path, extra: &[(&str, Value)]) {
     let hd = HIDDEN / HEADS;
     let mut tensors = vec![
         (
@@ -139,7 +145,11 @@ fn write_model(path: &Path) {
         ("llama.rope.freq_base", Value::F32(10000.0)),
         ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
     ];
-    let meta: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let meta: Vec<(&str, &Value)> = metadata
+        .iter()
+        .chain(extra.iter())
+        .map(|(k, v)| (*k, v))
+        .collect();
     let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut f = std::fs::File::create(path).unwrap();
     gguf_file::write(&mut f, &meta, &refs).unwrap();
@@ -408,6 +418,26 @@ fn misaligned_and_overlapping_tensors_are_refused_on_open() {
         .expect("overlapping tensors are refused")
         .to_string();
     assert!(err.contains("overlap"), "{err}");
+    // An alignment of 0 (candle's reader divides by it) or not a power of
+    // two, behind string and array metadata as in a real file.
+    for bad in [0u32, 3] {
+        let path = dir.path().join(format!("align-{bad}.gguf"));
+        write_model_with(
+            &path,
+            &[
+                (
+                    "tokenizer.ggml.tokens",
+                    Value::Array(vec![Value::String("a".into()); 3]),
+                ),
+                ("general.alignment", Value::U32(bad)),
+            ],
+        );
+        let err = GgufFile::open(&path)
+            .err()
+            .expect("a bad alignment is refused")
+            .to_string();
+        assert!(err.contains("power of two"), "{bad}: {err}");
+    }
 }
 
 #[test]

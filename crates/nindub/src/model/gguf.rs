@@ -62,7 +62,12 @@ impl GgufFile {
         if let Some(reason) = bad_alignment_field(&mut reader, path)? {
             return Err(foreign(reason));
         }
-        let content = Content::read(&mut reader).map_err(|e| foreign(first_line(&e)))?;
+        // And should candle's reader still panic on a header nobody
+        // foresaw, the panic is a refusal, not the end of the process.
+        let content =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)))
+                .map_err(|_| foreign("the GGUF reader could not follow its header".into()))?
+                .map_err(|e| foreign(first_line(&e)))?;
         let gguf = GgufFile {
             path: path.to_path_buf(),
             content,
@@ -99,6 +104,14 @@ impl GgufFile {
                 reason,
             };
             let bytes = stored_bytes(info.shape.dims(), info.ggml_dtype).map_err(bad)?;
+            // An empty tensor is no weight at all, and candle's readers
+            // would view its (dangling) buffer as typed data.
+            if bytes == 0 {
+                return Err(bad(format!(
+                    "its shape {:?} holds no elements",
+                    info.shape.dims()
+                )));
+            }
             if info.offset % align != 0 {
                 return Err(bad(format!(
                     "its offset {} is not a multiple of the file's alignment ({align} bytes)",
@@ -331,27 +344,58 @@ fn alignment_of(v: Option<&Value>) -> u64 {
     }
 }
 
-/// Reads just the metadata keys ahead of candle's parser to find a
+/// Reads the metadata ahead of candle's parser to find a
 /// `general.alignment` that is 0 or not a power of two (GGUF requires a
-/// power of two). Returns the reason, or `None` when the field is sound or
-/// absent; a header this scan cannot follow is left to candle's reader,
-/// whose errors are clear.
+/// power of two; candle would divide by a zero one). Returns the reason, or
+/// `None` when the field is sound or absent. Values are skipped by their
+/// sizes (strings by length, arrays element by element); a header this
+/// scan cannot follow is left to candle's reader, whose errors are clear.
 fn bad_alignment_field(reader: &mut BufReader<File>, path: &Path) -> Result<Option<String>> {
     use std::io::{Read, Seek, SeekFrom};
-    fn u32_(r: &mut impl Read) -> Option<u32> {
+    type R = BufReader<File>;
+    fn u32_(r: &mut R) -> Option<u32> {
         let mut b = [0u8; 4];
         r.read_exact(&mut b).ok().map(|_| u32::from_le_bytes(b))
     }
-    fn u64_(r: &mut impl Read) -> Option<u64> {
+    fn u64_(r: &mut R) -> Option<u64> {
         let mut b = [0u8; 8];
         r.read_exact(&mut b).ok().map(|_| u64::from_le_bytes(b))
     }
-    fn scan(r: &mut BufReader<File>) -> Option<Option<String>> {
+    /// Bytes of a scalar of GGUF value type `ty`.
+    fn scalar(ty: u32) -> Option<i64> {
+        match ty {
+            0 | 1 | 7 => Some(1),
+            2 | 3 => Some(2),
+            4..=6 => Some(4),
+            10..=12 => Some(8),
+            _ => None,
+        }
+    }
+    /// Skips a value of type `ty` (8: string, 9: array).
+    fn skip(r: &mut R, ty: u32, depth: u32) -> Option<()> {
+        match ty {
+            8 => {
+                let len = i64::try_from(u64_(r)?).ok()?;
+                r.seek_relative(len).ok()
+            }
+            9 if depth < 4 => {
+                let (inner, n) = (u32_(r)?, u64_(r)?);
+                match scalar(inner) {
+                    Some(size) => r
+                        .seek_relative(size.checked_mul(i64::try_from(n).ok()?)?)
+                        .ok(),
+                    None => (0..n).try_for_each(|_| skip(r, inner, depth + 1)),
+                }
+            }
+            _ => r.seek_relative(scalar(ty)?).ok(),
+        }
+    }
+    fn scan(r: &mut R) -> Option<Option<String>> {
         if u32_(r)? != u32::from_le_bytes(*b"GGUF") || u32_(r)? < 2 {
             return None; // not GGUF v2/v3: candle's reader explains
         }
         let (_tensors, kvs) = (u64_(r)?, u64_(r)?);
-        for _ in 0..kvs.min(4096) {
+        for _ in 0..kvs {
             let len = u64_(r)?;
             if len > 1 << 16 {
                 return None;
@@ -359,31 +403,23 @@ fn bad_alignment_field(reader: &mut BufReader<File>, path: &Path) -> Result<Opti
             let mut key = vec![0u8; len as usize];
             r.read_exact(&mut key).ok()?;
             let ty = u32_(r)?;
-            // Scalar sizes by GGUF value type; strings and arrays end the
-            // scan (candle reads them with its own bounds).
-            let size = match ty {
-                0 | 1 | 7 => 1,
-                2 | 3 => 2,
-                4..=6 => 4,
-                10..=12 => 8,
-                _ => return None,
-            };
-            let mut v = [0u8; 8];
-            r.read_exact(&mut v[..size]).ok()?;
-            if key == b"general.alignment" {
-                let a = u64::from_le_bytes(v);
-                let a = match ty {
-                    1 => a as u8 as i8 as i64 as u64,
-                    3 => a as u16 as i16 as i64 as u64,
-                    5 => a as u32 as i32 as i64 as u64,
-                    _ => a,
-                };
-                return Some(
-                    (a == 0 || !a.is_power_of_two()).then(|| {
-                        format!("`general.alignment` is {a}; GGUF requires a power of two")
-                    }),
-                );
+            if key != b"general.alignment" {
+                skip(r, ty, 0)?;
+                continue;
             }
+            let mut v = [0u8; 8];
+            r.read_exact(&mut v[..scalar(ty)? as usize]).ok()?;
+            let a = u64::from_le_bytes(v);
+            let a = match ty {
+                1 => a as u8 as i8 as i64 as u64,
+                3 => a as u16 as i16 as i64 as u64,
+                5 => a as u32 as i32 as i64 as u64,
+                _ => a,
+            };
+            return Some(
+                (a == 0 || !a.is_power_of_two())
+                    .then(|| format!("`general.alignment` is {a}; GGUF requires a power of two")),
+            );
         }
         Some(None)
     }

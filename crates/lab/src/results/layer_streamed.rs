@@ -291,8 +291,9 @@ fn hostile_files(model: &Path, out: &Path) -> Result<()> {
     let read_u64 =
         |at: usize| u64::from_le_bytes(original[at..at + 8].try_into().unwrap_or_default());
     let q = tensor_offset("blk.0.attn_q.weight")?;
-    type Lie = (String, Box<dyn Fn(&mut Vec<u8>)>);
-    let set_u32 = |at: usize, v: u32| -> Box<dyn Fn(&mut Vec<u8>)> {
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    type Lie = (String, Edit);
+    let set_u32 = |at: usize, v: u32| -> Edit {
         Box::new(move |b: &mut Vec<u8>| b[at..at + 4].copy_from_slice(&v.to_le_bytes()))
     };
     let max = (1u32 << 31) - 1;

@@ -100,7 +100,7 @@ impl GgufFile {
         for (name, info) in &self.content.tensor_infos {
             let bad = |reason: String| Error::Metadata {
                 path: path.clone(),
-                field: format!("tensor `{name}`"),
+                field: format!("tensor {name}"),
                 reason,
             };
             let bytes = stored_bytes(info.shape.dims(), info.ggml_dtype).map_err(bad)?;
@@ -138,7 +138,7 @@ impl GgufFile {
             if start < end {
                 return Err(Error::Metadata {
                     path: path.clone(),
-                    field: format!("tensor `{b}`"),
+                    field: format!("tensor {b}"),
                     reason: format!("its bytes overlap those of `{a}`"),
                 });
             }

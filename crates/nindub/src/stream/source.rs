@@ -133,7 +133,7 @@ impl ModelSource {
         let bytes = crate::model::gguf::stored_bytes(info.shape.dims(), info.ggml_dtype).map_err(
             |reason| Error::Metadata {
                 path: f.path.clone(),
-                field: format!("tensor `{name}`"),
+                field: format!("tensor {name}"),
                 reason,
             },
         )?;

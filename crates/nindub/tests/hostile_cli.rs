@@ -153,13 +153,7 @@ fn absurd_flags_are_refused_before_the_model_loads() {
 /// A copy of SmolLM2 with one u32 metadata value overwritten.
 fn with_field(dir: &Path, key: &str, value: u32) -> PathBuf {
     let mut bytes = std::fs::read(smollm2()).unwrap();
-    let mut needle = (key.len() as u64).to_le_bytes().to_vec();
-    needle.extend_from_slice(key.as_bytes());
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .unwrap()
-        + needle.len();
+    let at = nindub::model::gguf::spelled_at(&bytes, key).unwrap();
     assert_eq!(
         u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
         4,

@@ -18,7 +18,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use nindub::model::decoder::Decoder;
 use nindub::model::fused::FusedLlama;
-use nindub::model::gguf::GgufFile;
+use nindub::model::gguf::{GgufFile, spelled_at};
 use nindub::model::llama::Llama;
 use nindub::stream::source::ModelSource;
 use nindub::stream::streamer::StreamOptions;
@@ -248,7 +248,6 @@ const EXTREMES: [u64; 8] = [
 /// each tensor's dims and offset (found by the names, which the file
 /// spells out), as (position, width).
 fn header_fields(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
     let mut fields = vec![];
     for key in [
         "llama.context_length",
@@ -260,12 +259,10 @@ fn header_fields(bytes: &[u8]) -> Vec<(usize, usize)> {
         "llama.rope.dimension_count",
         "llama.vocab_size",
     ] {
-        let mut needle = (key.len() as u64).to_le_bytes().to_vec();
-        needle.extend_from_slice(key.as_bytes());
-        if let Some(p) = find(&needle) {
+        if let Some(p) = spelled_at(bytes, key) {
             // key, then its value type (u32), then the value.
-            fields.push((p + needle.len() + 4, 4));
-            fields.push((p + needle.len(), 4)); // the value type itself
+            fields.push((p + 4, 4));
+            fields.push((p, 4)); // the value type itself
         }
     }
     for name in [
@@ -274,10 +271,7 @@ fn header_fields(bytes: &[u8]) -> Vec<(usize, usize)> {
         "blk.1.ffn_down.weight",
         "output_norm.weight",
     ] {
-        let mut needle = (name.len() as u64).to_le_bytes().to_vec();
-        needle.extend_from_slice(name.as_bytes());
-        if let Some(p) = find(&needle) {
-            let at = p + needle.len();
+        if let Some(at) = spelled_at(bytes, name) {
             let dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
             fields.push((at, 4)); // n_dims
             for d in 0..dims {
@@ -383,13 +377,7 @@ fn misaligned_and_overlapping_tensors_are_refused_on_open() {
     write_model(&path);
     let bytes = std::fs::read(&path).unwrap();
     let offset_of = |name: &str| {
-        let mut needle = (name.len() as u64).to_le_bytes().to_vec();
-        needle.extend_from_slice(name.as_bytes());
-        let p = bytes
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .unwrap()
-            + needle.len();
+        let p = spelled_at(&bytes, name).unwrap();
         let dims = u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) as usize;
         p + 8 + 8 * dims
     };
@@ -448,14 +436,7 @@ fn declared_sizes_are_checked_against_the_tensors_before_allocation() {
     write_model(&path);
     let bytes = std::fs::read(&path).unwrap();
     let set = |key: &str, v: u32| -> PathBuf {
-        let mut needle = (key.len() as u64).to_le_bytes().to_vec();
-        needle.extend_from_slice(key.as_bytes());
-        let p = bytes
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .unwrap()
-            + needle.len()
-            + 4;
+        let p = spelled_at(&bytes, key).unwrap() + 4;
         let mut m = bytes.clone();
         m[p..p + 4].copy_from_slice(&v.to_le_bytes());
         let out = dir.path().join(format!("{key}-{v}.gguf"));

@@ -3,6 +3,9 @@
 //! could forge, limits that would make the server useless. Each test
 //! failed before the defence it names existed.
 
+mod common;
+use common::raw;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -24,27 +27,10 @@ fn start(edit: impl FnOnce(&mut ServeConfig)) -> Server {
     Server::start(generator(), cfg).unwrap()
 }
 
-/// Sends `request` and reads the answer: (status, lowercase head, body).
-fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = vec![];
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
 fn get(addr: SocketAddr, path: &str, host: &str, extra: &str) -> (u16, String, String) {
-    exchange(
+    raw(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n"),
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n"),
     )
 }
 
@@ -139,7 +125,7 @@ fn slow_and_idle_connections_are_closed_and_the_server_still_answers() {
 fn a_body_that_never_arrives_is_answered_408() {
     let server = start(|c| c.body_timeout = Duration::from_secs(1));
     let t = Instant::now();
-    let (status, _, body) = exchange(
+    let (status, _, body) = raw(
         server.addr(),
         "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":",
     );
@@ -157,7 +143,7 @@ fn what_a_browser_page_could_forge_is_refused() {
     let (status, _, body) = get(a, "/v1/models", &format!("evil.example:{port}"), "");
     assert_eq!(status, 421, "{body}");
     assert!(body.contains("--allowed-host"), "{body}");
-    let (status, _, _) = exchange(a, "GET /health HTTP/1.0\r\n\r\n");
+    let (status, _, _) = raw(a, "GET /health HTTP/1.0\r\n\r\n");
     assert_eq!(status, 421, "no Host header");
     for host in [
         format!("127.0.0.1:{port}"),
@@ -173,9 +159,9 @@ fn what_a_browser_page_could_forge_is_refused() {
         "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=x",
     ] {
-        let (status, _, text) = exchange(
+        let (status, _, text) = raw(
             a,
-            &format!(
+            format!(
                 "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             ),

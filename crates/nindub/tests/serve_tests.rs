@@ -1,8 +1,10 @@
 //! The Speaking Stone: every route of a real server on an ephemeral
 //! loopback port, with the real SmolLM2 behind it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+use common::raw;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,23 +28,6 @@ fn start(edit: impl FnOnce(&mut ServeConfig)) -> Server {
     cfg.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     edit(&mut cfg);
     Server::start(generator(), cfg).unwrap()
-}
-
-/// One raw HTTP/1.1 exchange: (status, head, body).
-fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    s.write_all(request).unwrap();
-    let mut out = vec![];
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
 }
 
 fn post(addr: SocketAddr, path: &str, headers: &str, body: &[u8]) -> (u16, String, String) {

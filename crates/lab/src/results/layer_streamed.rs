@@ -268,23 +268,14 @@ pub fn generate(out: &Path) -> Result<()> {
 fn hostile_files(model: &Path, out: &Path) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let original = std::fs::read(model)?;
+    use nindub::model::gguf::spelled_at;
     let u32_field = |key: &str| -> Result<usize> {
-        let mut needle = (key.len() as u64).to_le_bytes().to_vec();
-        needle.extend_from_slice(key.as_bytes());
-        let at = original
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .with_context(|| format!("{key} not in the header"))?;
-        Ok(at + needle.len() + 4) // after the key and its value type
+        let at = spelled_at(&original, key).with_context(|| format!("{key} not in the header"))?;
+        Ok(at + 4) // after the key and its value type
     };
     let tensor_offset = |name: &str| -> Result<usize> {
-        let mut needle = (name.len() as u64).to_le_bytes().to_vec();
-        needle.extend_from_slice(name.as_bytes());
-        let at = original
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .with_context(|| format!("{name} not in the tensor table"))?
-            + needle.len();
+        let at = spelled_at(&original, name)
+            .with_context(|| format!("{name} not in the tensor table"))?;
         let dims = u32::from_le_bytes(original[at..at + 4].try_into()?) as usize;
         Ok(at + 4 + 8 * dims + 4) // n_dims, dims, type; then the offset
     };

@@ -430,6 +430,20 @@ fn bad_alignment_field(reader: &mut BufReader<File>, path: &Path) -> Result<Opti
     Ok(found)
 }
 
+/// The offset just past the first place `name` is spelled as a GGUF
+/// string (its u64 length, then its bytes) in `bytes`: for a metadata key,
+/// where its value type begins; for a tensor, where its dimension count
+/// begins. For tools that edit a header in place (the hostile-input
+/// tests and results make headers lie this way).
+pub fn spelled_at(bytes: &[u8], name: &str) -> Option<usize> {
+    let mut needle = (name.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(name.as_bytes());
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|at| at + needle.len())
+}
+
 /// The name llama.cpp uses for a GGUF tensor type.
 pub fn dtype_name(dtype: GgmlDType) -> &'static str {
     match dtype {

@@ -1,6 +1,6 @@
-//! What the tests that run `nindub` as a child process share: a real
-//! `nindub serve` on a free loopback port, and the kernel's view of a
-//! process's memory.
+//! What the tests that run `nindub` as a child process or talk to a server
+//! share: a real `nindub serve` on a free loopback port, one raw HTTP
+//! exchange, and the kernel's view of a process's memory.
 
 #![allow(dead_code)]
 
@@ -67,4 +67,25 @@ pub fn memory_kb(pid: u32) -> Option<(u64, u64)> {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// One raw HTTP/1.1 exchange, the request sent as it is: (status, the
+/// head in lowercase, body). A connection the server resets counts as the
+/// end of the answer.
+pub fn raw(addr: std::net::SocketAddr, request: impl AsRef<[u8]>) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    s.write_all(request.as_ref()).unwrap();
+    let mut out = vec![];
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
 }

@@ -406,6 +406,34 @@ fn misaligned_and_overlapping_tensors_are_refused_on_open() {
         .expect("overlapping tensors are refused")
         .to_string();
     assert!(err.contains("overlap"), "{err}");
+    // Cut at half: the error names the first tensor, in file order, that
+    // runs past the end (the one the cut goes through), on every open.
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let whole = GgufFile::open(&path).unwrap();
+    let data = whole.content.tensor_data_offset;
+    let mut table: Vec<_> = whole.content.tensor_infos.iter().collect();
+    table.sort_by_key(|(_, info)| info.offset);
+    let sizes = whole.tensors();
+    let straddling = table
+        .iter()
+        .map(|(name, info)| {
+            let bytes = sizes.iter().find(|t| &t.name == *name).unwrap().bytes;
+            (name.as_str(), data + info.offset + bytes)
+        })
+        .find(|&(_, end)| end > (bytes.len() / 2) as u64)
+        .expect("some tensor lies past the cut")
+        .0;
+    for _ in 0..8 {
+        let err = GgufFile::open(&cut)
+            .err()
+            .expect("a cut file is refused")
+            .to_string();
+        assert!(
+            err.contains("truncated") && err.contains(&format!("`{straddling}`")),
+            "{err}"
+        );
+    }
     // An alignment of 0 (candle's reader divides by it) or not a power of
     // two, behind string and array metadata as in a real file.
     for bad in [0u32, 3] {

@@ -96,8 +96,13 @@ impl GgufFile {
                 ),
             });
         }
-        let mut spans = Vec::with_capacity(self.content.tensor_infos.len());
-        for (name, info) in &self.content.tensor_infos {
+        // In file order, so that the tensor an error names is the same on
+        // every run (the table is a hash map): for a cut file, the first
+        // tensor that runs past the end.
+        let mut infos: Vec<_> = self.content.tensor_infos.iter().collect();
+        infos.sort_by(|(a, x), (b, y)| (x.offset, a).cmp(&(y.offset, b)));
+        let mut spans = Vec::with_capacity(infos.len());
+        for (name, info) in infos {
             let bad = |reason: String| Error::Metadata {
                 path: path.clone(),
                 field: format!("tensor {name}"),
@@ -132,7 +137,6 @@ impl GgufFile {
             }
             spans.push((info.offset, info.offset + bytes, name));
         }
-        spans.sort();
         for pair in spans.windows(2) {
             let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
             if start < end {

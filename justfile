@@ -20,6 +20,10 @@ test:
 results:
     cargo codex results
 
+# Check that the prose quotes the generated figures by name
+figures:
+    cargo codex figures
+
 # Measure generation speed (release build) into the book
 bench:
     cargo codex bench

@@ -14,6 +14,7 @@
 //! Playwright in a Python virtual environment, Debian's Chromium with
 //! apt-get. Nothing is written into the repository but the book's build.
 
+mod figures;
 mod install;
 mod steps;
 
@@ -81,6 +82,15 @@ enum Command {
         #[arg(long)]
         solutions: bool,
     },
+    /// Check that the prose quotes the generated figures by name
+    /// (`{{#fig NAME}}`) rather than typing them by hand.
+    Figures,
+    /// The `{{#fig NAME}}` preprocessor, as mdBook calls it (book.toml).
+    #[command(hide = true)]
+    MdbookFigures {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Fetch the pinned models and data into the cache.
     Models,
     /// Install the tools (all of them, or one group).
@@ -92,6 +102,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(found) = steps::default_corpus() {
+        // SAFETY: nothing else runs yet (no thread has been started), so
+        // no one reads the environment while it is written; every child
+        // process inherits the setting.
+        unsafe { std::env::set_var("NINDUB_CORPUS", found) };
+    }
     let result = match cli.command {
         Command::Serve { port } => steps::serve(port),
         Command::Build => steps::build_book(),
@@ -104,6 +120,8 @@ fn main() -> ExitCode {
         Command::CheckBook => steps::check_book(),
         Command::Clients => steps::clients(),
         Command::Grade { solutions } => steps::grade(solutions),
+        Command::Figures => steps::figures_bound(),
+        Command::MdbookFigures { args } => figures::preprocessor(&args, &steps::generated_dir()),
         Command::Models => steps::models(),
         Command::Setup { what } => install::setup(what),
     };

@@ -26,6 +26,21 @@ fn cargo() -> Command {
     cmd
 }
 
+/// Where the book's corpus (Tiny Shakespeare) is found when
+/// `NINDUB_CORPUS` is not set: the shared data folder beside the clone
+/// (`../shared/data/tinyshakespeare.txt`), where this workplace keeps it and
+/// CI finds it. `None` when the variable is set or no such file exists (the
+/// corpus-reading results are then skipped, and said to be).
+pub fn default_corpus() -> Option<PathBuf> {
+    if std::env::var_os("NINDUB_CORPUS").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let shared = root().join("../shared/data/tinyshakespeare.txt");
+    shared
+        .is_file()
+        .then(|| shared.canonicalize().unwrap_or(shared))
+}
+
 /// Where the generated results live, per chapter.
 pub fn generated_dir() -> PathBuf {
     root().join("book/src/generated")
@@ -63,9 +78,13 @@ fn tools_path() -> std::ffi::OsString {
 
 pub fn serve(port: u16) -> Result<()> {
     install::book_tools()?;
-    // The default model and data, so the notebooks and the CLI are ready.
-    models()?;
+    // The book needs no model: the notebooks and the CLI fetch theirs on
+    // first use (or `cargo codex models`), so serving does not compile the
+    // engine first.
     build_book()?;
+    say(
+        "the models are fetched on first use by the notebooks and `nindub` (or now: `cargo codex models`)",
+    );
     say(&format!(
         "serving the Codex at http://127.0.0.1:{port}/ (Ctrl-C to stop; edits rebuild it)"
     ));
@@ -143,7 +162,7 @@ pub fn results(check: bool) -> Result<()> {
     for g in &registry.generators {
         if g.reads_corpus && !corpus {
             say(&format!(
-                "skipping {}: it reads the corpus; set NINDUB_CORPUS to a text file (the book's results use tinyshakespeare.txt)",
+                "skipping {}: it reads the corpus, and none was found; set NINDUB_CORPUS to a text file (the book's results use tinyshakespeare.txt, found by default at ../shared/data/ beside the clone)",
                 g.name
             ));
             skipped.push(format!("{}/", g.dir));
@@ -195,6 +214,39 @@ pub fn results(check: bool) -> Result<()> {
     }
     say(&format!("results are up to date ({} files)", fresh.len()));
     Ok(())
+}
+
+/// The lint over the chapters' prose: every figure a generator writes is
+/// quoted by name (`{{#fig NAME}}`), none typed by hand, and every name
+/// quoted exists.
+pub fn figures_bound() -> Result<()> {
+    let generated = generated_dir();
+    let found = crate::figures::lint_book(&root().join("book/src"), &generated)?;
+    if found.is_empty() {
+        let n = crate::figures::Figures::load(&generated)?.len();
+        say(&format!(
+            "the prose quotes its {n} generated figures by name; none is typed by hand"
+        ));
+        return Ok(());
+    }
+    let mut lines = vec![];
+    for (chapter, findings) in &found {
+        let file = chapter.strip_prefix(root()).unwrap_or(chapter);
+        for f in findings {
+            lines.push(format!(
+                "{}:{}: `{}` is typed by hand; the results give {} as {{{{#fig {}}}}}",
+                file.display(),
+                f.line,
+                f.typed,
+                f.generated,
+                f.figure
+            ));
+        }
+    }
+    bail!(
+        "numbers in the prose that the results give (write the figure's name, or exempt a number that only lies near one with <!-- not a figure: N -->):\n  {}",
+        lines.join("\n  ")
+    )
 }
 
 /// Measures speed with release builds and writes the figures where the
@@ -297,7 +349,7 @@ const PAGE_SCREENSHOT: &str = "screenshots/speaking-stone-page.png";
 pub fn experiments() -> Result<()> {
     if std::env::var_os("NINDUB_CORPUS").is_none_or(|v| v.is_empty()) {
         bail!(
-            "the experiments read the corpus: set NINDUB_CORPUS (the book uses tinyshakespeare.txt)"
+            "the experiments read the corpus, and none was found: set NINDUB_CORPUS (the book uses tinyshakespeare.txt, found by default at ../shared/data/ beside the clone)"
         );
     }
     let dir = generated_dir()
@@ -566,7 +618,7 @@ pub fn clients() -> Result<()> {
     let (prompt, max_tokens) = ("Once upon a time", 16);
     say("the greedy reference: nindub generate --temperature 0");
     let out = Command::new(&bin)
-        .args(["generate", "--temperature", "0", "--repeat-penalty", "1"])
+        .args(["generate", "--temperature", "0"])
         .args(["--max-tokens", &max_tokens.to_string(), "--prompt", prompt])
         .stderr(std::process::Stdio::null())
         .output()
@@ -703,6 +755,7 @@ pub fn test_all() -> Result<()> {
             ),
         ),
         ("results up to date", Box::new(|| results(true))),
+        ("figures bound", Box::new(figures_bound)),
         (
             "notebooks stored clean",
             Box::new(|| check_notebooks(false)),

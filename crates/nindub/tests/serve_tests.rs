@@ -435,7 +435,7 @@ fn a_full_queue_says_503_and_a_hang_up_cancels() {
 }
 
 #[test]
-fn the_time_limit_ends_a_request_with_504() {
+fn the_time_limit_ends_a_request_with_503_timeout_error() {
     let server = start(|c| c.timeout = Duration::from_millis(1500));
     let client = Client::new(&server.url());
     let s = client
@@ -452,6 +452,7 @@ fn the_time_limit_ends_a_request_with_504() {
     let (status, body) = client
         .post("/v1/chat/completions", &chat("Tell a long story.", 800))
         .unwrap();
-    assert_eq!(status, 504, "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["type"], "timeout_error", "{body}");
     assert_eq!(metric(&client, "nindub_timed_out_total"), 2.0);
 }

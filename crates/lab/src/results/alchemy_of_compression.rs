@@ -58,7 +58,9 @@ const SENTENCES: &[&str] = &[
 pub fn generate(out: &Path) -> Result<()> {
     let out = out.to_path_buf();
     let reports = smollm2(&out)?;
-    peer(&out, &reports)?;
+    let mut figs = super::Figures::default();
+    peer(&out, &reports, &mut figs)?;
+    figs.write(&out)?;
     minilm(&out)?;
     zero_point(&out)?;
     four_gib(&out, &reports)?;
@@ -146,7 +148,11 @@ fn smollm2(out: &Path) -> Result<Vec<(String, ModelReport, f64)>> {
 
 /// Our GGUF exports, read back by candle and scored by both engines; and
 /// llama.cpp's own quantizations beside ours (from the recorded fixture).
-fn peer(out: &Path, reports: &[(String, ModelReport, f64)]) -> Result<()> {
+fn peer(
+    out: &Path,
+    reports: &[(String, ModelReport, f64)],
+    figs: &mut super::Figures,
+) -> Result<()> {
     // Recorded by the engine's fixture script, beside its tests.
     let fixture: serde_json::Value = serde_json::from_str(include_str!(
         "../../../nindub/tests/fixtures/llama_cpp_quant.json"
@@ -210,6 +216,12 @@ fn peer(out: &Path, reports: &[(String, ModelReport, f64)]) -> Result<()> {
                 "`{key}`: {} of {} tensors in the block type; candle reads the blocks back within {:.1e} of nindub's dequantization",
                 r.quantized, r.tensors, r.max_dequant_diff
             ));
+            figs.add(
+                &format!("alchemy.export.{scheme}.readback"),
+                r.max_dequant_diff as f64,
+                "",
+                format!("{:.1e}", r.max_dequant_diff),
+            );
             let tok = GgufTokenizer::from_gguf(&GgufFile::open(&path)?)?;
             let (mut model, _) = qmodel::load_llama(&path, None, &Device::Cpu, &mut |_| {})?;
             nindub = Some(

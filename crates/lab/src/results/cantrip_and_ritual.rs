@@ -4,7 +4,7 @@
 //! cache) and the corpus named by `NINDUB_CORPUS`. Everything written here
 //! is computed; nothing depends on the clock.
 
-use super::write;
+use super::{Figures, write};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -38,21 +38,23 @@ pub fn generate(out: &Path) -> Result<()> {
     };
     let mut c = Generator::open(&model, &candle)?;
 
-    cantrip_and_trace(&mut g, &out)?;
+    let mut figs = Figures::default();
+    cantrip_and_trace(&mut g, &out, &mut figs)?;
     let passage = passage(&g)?;
-    temperature(&mut c, &passage, &out)?;
-    candidate_sets(&mut c, &passage, &out)?;
-    repetition(&mut g, &out)?;
-    inside(&mut c, &out)?;
+    temperature(&mut c, &passage, &out, &mut figs)?;
+    candidate_sets(&mut c, &passage, &out, &mut figs)?;
+    repetition(&mut g, &out, &mut figs)?;
+    inside(&mut c, &out, &mut figs)?;
     table1(&mut c, &out)?;
     parity(&mut g, &out)?;
+    figs.write(&out)?;
 
     println!("cantrip_and_ritual: wrote results to {}", out.display());
     Ok(())
 }
 
 /// The Cantrip's answer, and the Ritual's trace of the same generation.
-fn cantrip_and_trace(g: &mut Generator, out: &Path) -> Result<()> {
+fn cantrip_and_trace(g: &mut Generator, out: &Path, figs: &mut Figures) -> Result<()> {
     let answer = g.cantrip(QUESTION)?;
     write(
         out,
@@ -75,7 +77,8 @@ fn cantrip_and_trace(g: &mut Generator, out: &Path) -> Result<()> {
     write(out, "chat-template.txt", &text)?;
 
     let mut steps: Vec<Step> = vec![];
-    let run = g.generate(&ids, &GenerateConfig::default(), |s| {
+    let cfg = GenerateConfig::default();
+    let run = g.generate(&ids, &cfg, |s| {
         steps.push(s.clone());
         true
     })?;
@@ -83,8 +86,13 @@ fn cantrip_and_trace(g: &mut Generator, out: &Path) -> Result<()> {
         run.text == answer,
         "the ritual with the cantrip's settings gave another text"
     );
-    let mut s = String::from(
-        "| step | chosen | p(chosen) | top-5 candidates at temperature 0.7 |\n|---:|---|---:|---|\n",
+    let sc = &cfg.sampling;
+    let mut s = format!(
+        "| step | chosen | p(chosen) | top-5 candidates the draw used (temperature {}, top-k {}, top-p {}, repetition penalty {}) |\n|---:|---|---:|---|\n",
+        sc.temperature,
+        sc.top_k.map_or("off".into(), |k| k.to_string()),
+        sc.top_p.map_or("off".into(), |p| p.to_string()),
+        sc.repeat_penalty,
     );
     for st in steps.iter().take(24) {
         let p = st
@@ -106,10 +114,28 @@ fn cantrip_and_trace(g: &mut Generator, out: &Path) -> Result<()> {
             cands.join(" · ")
         )?;
     }
-    let not_top = steps
+    let detours: Vec<&Step> = steps
         .iter()
         .filter(|st| st.candidates.first().is_some_and(|c| c.0 != st.token))
-        .count();
+        .collect();
+    let not_top = detours.len();
+    figs.number("cantrip.trace.steps", steps.len() as f64, 0, "steps");
+    figs.number("cantrip.trace.detours", not_top as f64, 0, "steps");
+    // The first two steps where the draw left the most probable token.
+    for (k, st) in detours.iter().take(2).enumerate() {
+        let name = |what: &str| format!("cantrip.trace.detour{}.{what}", k + 1);
+        let best = &st.candidates[0];
+        let chosen_p = st
+            .candidates
+            .iter()
+            .find(|c| c.0 == st.token)
+            .map_or(0.0, |c| c.2);
+        figs.number(&name("step"), st.index as f64, 0, "");
+        figs.text(&name("preferred"), &cell(&best.1));
+        figs.number(&name("preferred_p"), best.2 as f64, 3, "");
+        figs.text(&name("chosen"), &cell(&g.tokenizer.piece(st.token)));
+        figs.number(&name("chosen_p"), chosen_p as f64, 3, "");
+    }
     writeln!(
         s,
         "\n{} tokens generated (stop: {:?}); the first 24 are shown. At {} of the {} steps the sampler chose a token other than the most probable.",
@@ -166,7 +192,7 @@ fn mean_entropy_bits(rows: &[Vec<f32>], t: f32) -> f32 {
 }
 // ANCHOR_END: entropy_curve
 
-fn temperature(g: &mut Generator, ids: &[u32], out: &Path) -> Result<()> {
+fn temperature(g: &mut Generator, ids: &[u32], out: &Path, figs: &mut Figures) -> Result<()> {
     let rows = all_logits(g, ids)?;
     let temps: Vec<f32> = (0..=24)
         .map(|i| 0.1 * 10f32.powf(i as f32 / 16.0))
@@ -224,24 +250,34 @@ fn temperature(g: &mut Generator, ids: &[u32], out: &Path) -> Result<()> {
     for t in [0.1, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0] {
         let h = mean_entropy_bits(&rows, t);
         writeln!(s, "| {t} | {h:.2} | {:.1} |", 2f32.powf(h))?;
+        let at = format!("{t}").replace('.', "_");
+        figs.number(&format!("cantrip.entropy.t{at}"), h as f64, 2, "bits");
+        figs.number(
+            &format!("cantrip.entropy.t{at}.choices"),
+            2f64.powf(h as f64),
+            1,
+            "",
+        );
     }
     write(out, "entropy-vs-temperature.md", &s)?;
     Ok(())
 }
 
 /// How many candidates each control leaves, over the passage's positions.
-fn candidate_sets(g: &mut Generator, ids: &[u32], out: &Path) -> Result<()> {
+fn candidate_sets(g: &mut Generator, ids: &[u32], out: &Path, figs: &mut Figures) -> Result<()> {
     let rows = all_logits(g, ids)?;
-    let configs: Vec<(&str, SamplingConfig)> = vec![
-        ("temperature 1 alone", with(|c| c.temperature = 1.0)),
-        ("top-k 40", with(|c| c.top_k = Some(40))),
-        ("top-p 0.5", with(|c| c.top_p = Some(0.5))),
-        ("top-p 0.9", with(|c| c.top_p = Some(0.9))),
-        ("top-p 0.99", with(|c| c.top_p = Some(0.99))),
-        ("min-p 0.05", with(|c| c.min_p = Some(0.05))),
-        ("min-p 0.2", with(|c| c.min_p = Some(0.2))),
+    // (row, figure slug or "" for a row whose sizes are its setting).
+    let configs: Vec<(&str, &str, SamplingConfig)> = vec![
+        ("temperature 1 alone", "", with(|c| c.temperature = 1.0)),
+        ("top-k 40", "", with(|c| c.top_k = Some(40))),
+        ("top-p 0.5", "top_p_0_5", with(|c| c.top_p = Some(0.5))),
+        ("top-p 0.9", "top_p_0_9", with(|c| c.top_p = Some(0.9))),
+        ("top-p 0.99", "top_p_0_99", with(|c| c.top_p = Some(0.99))),
+        ("min-p 0.05", "min_p_0_05", with(|c| c.min_p = Some(0.05))),
+        ("min-p 0.2", "min_p_0_2", with(|c| c.min_p = Some(0.2))),
         (
             "the Cantrip's chain: T 0.7, top-k 40, top-p 0.9",
+            "chain",
             SamplingConfig {
                 repeat_penalty: 1.0,
                 ..SamplingConfig::default()
@@ -252,7 +288,7 @@ fn candidate_sets(g: &mut Generator, ids: &[u32], out: &Path) -> Result<()> {
         "| control | median | mean | 10th pct | 90th pct | max |\n|---|---:|---:|---:|---:|---:|\n",
     );
     let mut series = vec![];
-    for (name, cfg) in configs {
+    for (name, slug, cfg) in configs {
         let sampler = Sampler::new(&cfg)?;
         let mut sizes: Vec<usize> = rows
             .iter()
@@ -281,6 +317,13 @@ fn candidate_sets(g: &mut Generator, ids: &[u32], out: &Path) -> Result<()> {
             pct(0.9),
             sizes[sizes.len() - 1]
         )?;
+        if !slug.is_empty() {
+            let fig = |what: &str| format!("cantrip.candidates.{slug}.{what}");
+            figs.number(&fig("median"), pct(0.5) as f64, 0, "tokens");
+            figs.number(&fig("p10"), pct(0.1) as f64, 0, "tokens");
+            figs.number(&fig("p90"), pct(0.9) as f64, 0, "tokens");
+            figs.number(&fig("max"), sizes[sizes.len() - 1] as f64, 0, "tokens");
+        }
     }
     write(out, "candidate-sets.md", &s)?;
     LineChart {
@@ -312,7 +355,7 @@ fn with(f: impl FnOnce(&mut SamplingConfig)) -> SamplingConfig {
 }
 
 /// Greedy decoding with and without the repetition penalty.
-fn repetition(g: &mut Generator, out: &Path) -> Result<()> {
+fn repetition(g: &mut Generator, out: &Path, figs: &mut Figures) -> Result<()> {
     let prompt = "List ten different animals, one per line.";
     let ids = g
         .tokenizer
@@ -345,6 +388,11 @@ fn repetition(g: &mut Generator, out: &Path) -> Result<()> {
         } else {
             100.0 * (grams.len() - unique.len()) as f64 / grams.len() as f64
         };
+        let at = format!("{penalty}").replace('.', "_");
+        let fig = |what: &str| format!("cantrip.repetition.p{at}.{what}");
+        figs.number(&fig("tokens"), t.len() as f64, 0, "tokens");
+        figs.number(&fig("distinct"), distinct.len() as f64, 0, "tokens");
+        figs.number(&fig("repeated"), repeated, 0, "%");
         writeln!(
             s,
             "| {penalty} | {} | {} | {repeated:.0} % | {:?} |",
@@ -364,10 +412,45 @@ fn repetition(g: &mut Generator, out: &Path) -> Result<()> {
 }
 
 /// Hidden-state norms and the logit lens on one sentence.
-fn inside(g: &mut Generator, out: &Path) -> Result<()> {
+fn inside(g: &mut Generator, out: &Path, figs: &mut Figures) -> Result<()> {
     let ids = g.tokenizer.encode(PROBE)?;
     let pieces: Vec<String> = ids.iter().map(|&i| g.tokenizer.piece(i)).collect();
     let norms = lens::hidden_norms(g.candle()?, &ids)?;
+    // The first position against the others: where its norm passes 100
+    // and 10,000, its peak, and the largest norm anywhere else.
+    let first: Vec<f32> = norms.iter().map(|row| row[0]).collect();
+    let past = |limit: f32| first.iter().position(|&v| v > limit);
+    if let (Some(l100), Some(l10k)) = (past(100.0), past(10_000.0)) {
+        figs.number("cantrip.norms.first_past_100_layer", l100 as f64, 0, "");
+        figs.number("cantrip.norms.first_past_10000_layer", l10k as f64, 0, "");
+    }
+    let (peak_layer, peak) =
+        first.iter().enumerate().fold(
+            (0, 0f32),
+            |best, (l, &v)| if v > best.1 { (l, v) } else { best },
+        );
+    figs.number("cantrip.norms.first_peak", peak as f64, 0, "");
+    figs.number("cantrip.norms.first_peak_layer", peak_layer as f64, 0, "");
+    figs.number(
+        "cantrip.norms.first_last",
+        *first.last().unwrap_or(&0.0) as f64,
+        0,
+        "",
+    );
+    let others = norms
+        .iter()
+        .flat_map(|row| row.iter().skip(1))
+        .fold(0f32, |m, &v| m.max(v));
+    figs.number("cantrip.norms.others_max", others as f64, 0, "");
+    figs.number(
+        "cantrip.norms.embedding_mean",
+        {
+            let row = &norms[0];
+            row.iter().sum::<f32>() as f64 / row.len() as f64
+        },
+        1,
+        "",
+    );
     let series = (0..ids.len())
         .map(|i| {
             (
@@ -472,6 +555,9 @@ fn inside(g: &mut Generator, out: &Path) -> Result<()> {
         .zip(&ids)
         .filter(|(c, t)| c.token == **t)
         .count();
+    figs.number("cantrip.lens.first_top10_layer", first_top10 as f64, 0, "");
+    figs.number("cantrip.lens.first_top_layer", first_top as f64, 0, "");
+    figs.number("cantrip.lens.layers", (layers - 1) as f64, 0, "layers");
     write(
         out,
         "logit-lens.md",

@@ -2,7 +2,7 @@
 //! `cargo run -p lab --bin results -- run mana_crystal book/src/generated/mana-crystal`
 //! (or `cargo codex results`). Everything written here is computed.
 
-use super::write;
+use super::{Figures, write};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -24,6 +24,68 @@ pub fn generate(out: &Path) -> Result<()> {
         "table2.md",
         &table2::markdown(&rows, &workload, &machine),
     )?;
+
+    // The weights alone, at 16 bits: what the other chapters start from.
+    let mut figs = Figures::default();
+    let llama = budget::estimate(
+        &Architecture::preset("llama-3-8b")?,
+        Precision::parse("f16")?,
+        &workload,
+    )?;
+    figs.number(
+        "crystal.llama3_8b.params_b",
+        llama.params as f64 / 1e9,
+        2,
+        "billion",
+    );
+    figs.number(
+        "crystal.llama3_8b.f16_weights_gb",
+        llama.weights as f64 / 1e9,
+        2,
+        "GB",
+    );
+    figs.number(
+        "crystal.llama3_8b.f16_weights_gib",
+        llama.weights as f64 / GIB as f64,
+        2,
+        "GiB",
+    );
+    // What a streamed Llama-3-8B in f16 must still hold at 8192 tokens.
+    let long = budget::estimate(
+        &Architecture::preset("llama-3-8b")?,
+        Precision::parse("f16")?,
+        &Workload {
+            context: 8192,
+            ..workload
+        },
+    )?;
+    let arch = Architecture::preset("llama-3-8b")?;
+    let embedding = arch.vocab_size * arch.hidden_size * 2;
+    figs.number(
+        "crystal.llama3_8b.ctx8192.kv_gib",
+        long.kv_cache as f64 / GIB as f64,
+        1,
+        "GiB",
+    );
+    figs.number(
+        "crystal.llama3_8b.ctx8192.activations_mib",
+        long.activations as f64 / (1 << 20) as f64,
+        1,
+        "MiB",
+    );
+    figs.number(
+        "crystal.llama3_8b.f16.non_layer_gib",
+        long.non_layer as f64 / GIB as f64,
+        2,
+        "GiB",
+    );
+    figs.number(
+        "crystal.llama3_8b.f16.embedding_gib",
+        embedding as f64 / GIB as f64,
+        2,
+        "GiB",
+    );
+    figs.write(&out)?;
 
     // 2. The same table at other contexts: where the verdicts move.
     let mut by_context =

@@ -81,8 +81,6 @@ const GENERATE_LOGITS: &[&str] = &[
     "What is the capital of France?",
     "--temperature",
     "0",
-    "--repeat-penalty",
-    "1",
     "--max-tokens",
     "12",
     "--logits",
@@ -159,4 +157,94 @@ pub const TRANSCRIPTS: &[Transcript] = &[
 pub fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
     nindub::fsx::write_atomic(&dir.join(name), text.as_bytes())?;
     Ok(())
+}
+
+/// The figures a generator writes beside its files (`figures.json`): the
+/// numbers its chapter's prose quotes by name (`{{#fig NAME}}`, rendered
+/// by `cargo codex`'s preprocessor), each as the generator prints it.
+#[derive(Default, serde::Serialize)]
+pub struct Figures {
+    figures: Vec<Figure>,
+}
+
+#[derive(serde::Serialize)]
+struct Figure {
+    name: String,
+    /// None for a figure that is not a number (a token, a name).
+    value: Option<f64>,
+    unit: String,
+    text: String,
+}
+
+impl Figures {
+    /// A figure: its name, its value, its unit ("" for none) and how the
+    /// prose prints it.
+    pub fn add(&mut self, name: &str, value: f64, unit: &str, text: impl Into<String>) {
+        self.figures.push(Figure {
+            name: name.into(),
+            value: Some(value),
+            unit: unit.into(),
+            text: text.into(),
+        });
+    }
+
+    /// A figure that is text, not a number (a token the model chose).
+    pub fn text(&mut self, name: &str, text: &str) {
+        self.figures.push(Figure {
+            name: name.into(),
+            value: None,
+            unit: String::new(),
+            text: text.into(),
+        });
+    }
+
+    /// A figure printed with `decimals` places, thousands grouped.
+    pub fn number(&mut self, name: &str, value: f64, decimals: usize, unit: &str) {
+        self.add(name, value, unit, grouped(value, decimals));
+    }
+
+    /// Writes `figures.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write(
+            dir,
+            "figures.json",
+            &(serde_json::to_string_pretty(self)? + "\n"),
+        )
+    }
+}
+
+/// `value` with `decimals` places and its integer part grouped by
+/// thousands: 20123.4 → "20,123.4".
+pub fn grouped(value: f64, decimals: usize) -> String {
+    let s = format!("{:.*}", decimals, value.abs());
+    let (int, frac) = s
+        .split_once('.')
+        .map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    if value < 0.0 && out.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        out.insert(0, '−');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grouped_prints_thousands_and_sign() {
+        assert_eq!(super::grouped(20123.44, 1), "20,123.4");
+        assert_eq!(super::grouped(642.0, 0), "642");
+        assert_eq!(super::grouped(-1.97, 2), "−1.97");
+        assert_eq!(super::grouped(-0.0001, 2), "0.00");
+        assert_eq!(super::grouped(1234567.0, 0), "1,234,567");
+    }
 }

@@ -5,7 +5,7 @@
 //! refusals. Greedy decoding and a fresh server make every byte
 //! reproducible, except the `created` field (the Unix time), shown as 0.
 
-use super::write;
+use super::{Figures, write};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -26,7 +26,9 @@ pub fn generate(out: &Path) -> Result<()> {
     let out = out.to_path_buf();
     back_pressure(&out)?;
     let server = start(|_| {})?;
-    exchanges(&server, &out)?;
+    let mut figs = Figures::default();
+    exchanges(&server, &out, &mut figs)?;
+    figs.write(&out)?;
     refusals(&server, &out)?;
     keyed(&out)?;
     counters(&server, &out)?;
@@ -128,7 +130,7 @@ fn pretty(v: &Value) -> String {
 }
 
 /// The routes, plain and streamed, as the wire carries them.
-fn exchanges(server: &Server, out: &Path) -> Result<()> {
+fn exchanges(server: &Server, out: &Path, figs: &mut Figures) -> Result<()> {
     let a = server.addr();
     write(out, "models.txt", &wire(a, "GET", "/v1/models", "", "")?)?;
     write(out, "health.txt", &wire(a, "GET", "/health", "", "")?)?;
@@ -161,6 +163,22 @@ fn exchanges(server: &Server, out: &Path) -> Result<()> {
         "stream.txt",
         &wire(a, "POST", "/v1/chat/completions", "", &chat.to_string())?,
     )?;
+    // The same request whole: the first token and its rival, as figures.
+    let mut whole = chat.clone();
+    whole["stream"] = json!(false);
+    whole.as_object_mut().map(|o| o.remove("stream_options"));
+    let (status, answer) = client.post("/v1/chat/completions", &whole)?;
+    ensure!(status == 200, "chat: {status} {answer}");
+    let top = &answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"];
+    for (k, name) in ["first", "second"].iter().enumerate() {
+        let (token, logprob) = (top[k]["token"].as_str(), top[k]["logprob"].as_f64());
+        let (Some(token), Some(logprob)) = (token, logprob) else {
+            anyhow::bail!("the chat answer has no candidate {k}: {answer}");
+        };
+        figs.text(&format!("stone.chat.{name}.token"), &format!("`{token}`"));
+        figs.number(&format!("stone.chat.{name}.logprob"), logprob, 2, "");
+        figs.number(&format!("stone.chat.{name}.p"), logprob.exp(), 3, "");
+    }
     Ok(())
 }
 

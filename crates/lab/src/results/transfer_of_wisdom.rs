@@ -59,13 +59,15 @@ fn loglog_slope(points: &[(f64, f64)]) -> f64 {
 
 fn deterministic(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    gradient_scaling(out)?;
+    let mut figs = super::Figures::default();
+    gradient_scaling(out, &mut figs)?;
+    figs.write(out)?;
     soft_targets_example(out)
 }
 
 /// The soft gradient's size against T: exact, Hinton's approximation, and
 /// with the T² factor; each exact value also checked against autograd.
-fn gradient_scaling(out: &Path) -> Result<()> {
+fn gradient_scaling(out: &Path, figs: &mut super::Figures) -> Result<()> {
     let (rows, classes) = (256, 10);
     let z = logits(1, rows, classes, 3.0)?;
     let v = logits(2, rows, classes, 3.0)?;
@@ -76,6 +78,8 @@ fn gradient_scaling(out: &Path) -> Result<()> {
          |---:|---:|---:|---:|---:|---:|\n",
     );
     let (mut exact, mut approx, mut scaled) = (vec![], vec![], vec![]);
+    let mut worst_autograd = 0f32;
+    let mut exact_from: Option<f64> = None;
     for &t in &temps {
         let plain = KdConfig::new(t, 1.0, false)?;
         let g = loss::soft_gradient(&z, &v, &plain)?;
@@ -98,6 +102,21 @@ fn gradient_scaling(out: &Path) -> Result<()> {
             "| {t} | {ge:.3e} | {ga:.3e} | {:.3} | {gs:.3} | {err:.1e} |",
             ga / ge
         )?;
+        let ratio = ga / ge;
+        figs.number(
+            &format!("wisdom.gradient.t{t}.approx_off"),
+            100.0 * (ratio - 1.0).abs(),
+            1,
+            "%",
+        );
+        // The first T from which the approximation agrees to the table's
+        // three decimals at every higher T.
+        if format!("{ratio:.3}") == "1.000" {
+            exact_from.get_or_insert(t);
+        } else {
+            exact_from = None;
+        }
+        worst_autograd = worst_autograd.max(err);
         exact.push((t, ge));
         approx.push((t, ga));
         scaled.push((t, gs));
@@ -113,6 +132,22 @@ fn gradient_scaling(out: &Path) -> Result<()> {
         loglog_slope(&high_scaled)
     )?;
     write(out, "soft-gradient.md", &table)?;
+    figs.number("wisdom.gradient.slope_plain", loglog_slope(&high), 2, "");
+    figs.number(
+        "wisdom.gradient.slope_t2",
+        loglog_slope(&high_scaled),
+        2,
+        "",
+    );
+    figs.add(
+        "wisdom.gradient.autograd_max",
+        worst_autograd as f64,
+        "",
+        format!("{worst_autograd:.1e}"),
+    );
+    if let Some(t) = exact_from {
+        figs.number("wisdom.gradient.exact_from_t", t, 0, "");
+    }
     LineChart {
         title: "Soft-target gradient vs temperature".into(),
         x_desc: "temperature T".into(),
@@ -249,6 +284,14 @@ fn write_digits(out: &Path, t: &ExperimentTable) -> Result<()> {
         .as_deref()
         .and_then(|k| t.row(k))
         .context("no distilled row")?;
+    // Every distilled condition that ties the best mean (to the table's
+    // one decimal) is named: the seeds cannot tell them apart.
+    let tied: Vec<&str> = t.rows[1..]
+        .iter()
+        .filter(|r| format!("{:.1}", r.mean_errors) == format!("{:.1}", best.mean_errors))
+        .map(|r| r.label.as_str())
+        .collect();
+    let best_label = tied.join(" and ");
     let mut md = t.markdown();
     writeln!(
         md,
@@ -267,7 +310,7 @@ fn write_digits(out: &Path, t: &ExperimentTable) -> Result<()> {
         100.0 * hard.mean_errors / t.n_test as f64,
         best.mean_errors,
         100.0 * best.mean_errors / t.n_test as f64,
-        best.label,
+        best_label,
         100.0 * (146.0 - 74.0) / (146.0 - 67.0),
         100.0 * t.gap_recovered.unwrap_or(f64::NAN)
     )?;
@@ -282,6 +325,27 @@ fn write_digits(out: &Path, t: &ExperimentTable) -> Result<()> {
         t.peak_rss_bytes.unwrap_or(0) as f64 / 1048576.0
     )?;
     write(out, "digits.md", &md)?;
+    // The experiment's figures, beside the run they come from.
+    let mut figs = super::Figures::default();
+    for r in &t.rows {
+        figs.number(
+            &format!("wisdom.digits.{}.mean", r.key),
+            r.mean_errors,
+            1,
+            "errors",
+        );
+    }
+    figs.number(
+        "wisdom.digits.teacher",
+        t.teacher.test_errors as f64,
+        0,
+        "errors",
+    );
+    figs.text("wisdom.digits.best", &best_label);
+    if let Some(g) = t.gap_recovered {
+        figs.number("wisdom.digits.gap_closed", 100.0 * g, 0, "%");
+    }
+    figs.write(out)?;
     t.chart()?.save(out.join("digits-vs-t.svg"))?;
     Ok(())
 }

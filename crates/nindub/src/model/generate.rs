@@ -19,7 +19,7 @@ use crate::model::arch::Architecture;
 use crate::model::decoder::Decoder;
 use crate::model::fused::{self, FusedLlama};
 use crate::model::llama::Llama;
-use crate::model::sample::{Sampler, SamplingConfig, softmax};
+use crate::model::sample::{Sampler, SamplingConfig};
 use crate::model::tokenizer::{GgufTokenizer, Message};
 use crate::stream::source::ModelSource;
 use crate::stream::streamer::StreamOptions;
@@ -87,8 +87,10 @@ pub struct Step {
     /// The text this token decodes to on its own (`�` for part of a
     /// multi-byte character).
     pub piece: String,
-    /// The most probable candidates before sampling (after the processors'
-    /// temperature, before any filtering): (token, its text, probability).
+    /// The most probable candidates in the distribution the token was drawn
+    /// from (after the repetition penalty, temperature and truncation; see
+    /// [`Sampler::choose`]), at most `top_n`, none the chain ruled out:
+    /// (token, its text, probability).
     pub candidates: Vec<(u32, String, f32)>,
     /// The natural log of the chosen token's probability in that same
     /// distribution (what an API reports as `logprob`).
@@ -358,9 +360,8 @@ impl Generator {
         let mut stop_reason = StopReason::MaxTokens;
         while generated.len() < cfg.max_tokens && history.len() < context {
             // 2. Process the raw logits and pick a token.
-            let probs = report_distribution(&logits, cfg);
+            let (token, probs) = sampler.choose(&logits, &history)?;
             let candidates = self.candidates(&probs, cfg.top_n);
-            let token = sampler.next(&logits, &history)?;
             let logprob = probs
                 .get(token as usize)
                 .map_or(f32::NEG_INFINITY, |p| p.ln());
@@ -422,7 +423,8 @@ impl Generator {
         }
     }
 
-    /// The `top_n` most probable tokens of `probs`, most probable first.
+    /// The `top_n` most probable tokens of `probs`, most probable first,
+    /// leaving out those of probability 0 (truncated by the chain).
     fn candidates(&self, probs: &[f32], top_n: usize) -> Vec<(u32, String, f32)> {
         if top_n == 0 || probs.is_empty() {
             return vec![];
@@ -432,21 +434,11 @@ impl Generator {
             probs[b].total_cmp(&probs[a])
         });
         order.truncate(top_n);
+        order.retain(|&i| probs[i] > 0.0);
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         order
             .into_iter()
             .map(|i| (i as u32, self.tokenizer.piece(i as u32), probs[i]))
             .collect()
     }
-}
-
-/// The distribution the steps report: softmax of the logits at the
-/// sampling temperature (1 when greedy), before any filtering.
-fn report_distribution(logits: &[f32], cfg: &GenerateConfig) -> Vec<f32> {
-    let t = if cfg.sampling.temperature > 0.0 {
-        cfg.sampling.temperature
-    } else {
-        1.0
-    };
-    softmax(&logits.iter().map(|z| z / t).collect::<Vec<_>>())
 }

@@ -189,7 +189,9 @@ impl Default for SamplingConfig {
             top_k: Some(40),
             top_p: Some(0.9),
             min_p: None,
-            repeat_penalty: 1.1,
+            // Off unless asked, as in llama.cpp and transformers: at
+            // temperature 0 the choice is the argmax.
+            repeat_penalty: 1.0,
             repeat_window: 64,
             seed: 299_792_458,
         }
@@ -288,24 +290,34 @@ impl Sampler {
 
     /// The next token.
     pub fn next(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
+        Ok(self.choose(logits, history)?.0)
+    }
+
+    /// The next token, and the distribution it was drawn from: the
+    /// softmax of the logits after the whole chain (penalty, temperature,
+    /// truncation), so a truncated token has probability 0. When greedy,
+    /// the softmax of the penalized logits at temperature 1, whose argmax
+    /// is the choice.
+    pub fn choose(&mut self, logits: &[f32], history: &[u32]) -> Result<(u32, Vec<f32>)> {
         if logits.is_empty() {
             return Err(Error::invalid("sampling", "empty logits"));
         }
         let z = self.process(logits, history);
-        if self.greedy {
-            return Ok(argmax(&z));
-        }
         let probs = softmax(&z);
+        if self.greedy {
+            return Ok((argmax(&z), probs));
+        }
         let u: f32 = self.rng.random();
         let mut cumulative = 0.0;
         for (i, p) in probs.iter().enumerate() {
             cumulative += p;
             if u < cumulative {
-                return Ok(i as u32);
+                return Ok((i as u32, probs));
             }
         }
         // Rounding left `u` above the last sum: the last possible token.
-        Ok(probs.iter().rposition(|&p| p > 0.0).unwrap_or(0) as u32)
+        let last = probs.iter().rposition(|&p| p > 0.0).unwrap_or(0) as u32;
+        Ok((last, probs))
     }
 }
 
@@ -430,6 +442,51 @@ mod tests {
         }
         .process(&mut z, &[0, 1]);
         assert_eq!(z, vec![1.0, -4.0]);
+    }
+
+    #[test]
+    fn temperature_zero_alone_is_the_argmax_even_of_seen_tokens() {
+        // The defaults with only the temperature changed: no penalty is on
+        // unless asked, so the most probable token wins even when it was
+        // already said.
+        let mut g = Sampler::new(&SamplingConfig {
+            temperature: 0.0,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(g.next(&[0.1, 3.0, 2.9], &[1, 1, 1]).unwrap(), 1);
+    }
+
+    #[test]
+    fn choose_reports_the_distribution_it_drew_from() {
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            top_k: Some(2),
+            top_p: None,
+            repeat_penalty: 4.0,
+            ..Default::default()
+        };
+        let mut s = Sampler::new(&cfg).unwrap();
+        // Token 3 was the best before the penalty; seen, it drops out of
+        // the top 2, and the reported distribution says so.
+        for _ in 0..20 {
+            let (token, p) = s.choose(&[1.0, 2.0, 0.5, 3.0], &[3]).unwrap();
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            assert_eq!(p[3], 0.0, "{p:?}");
+            assert_eq!(p[2], 0.0, "{p:?}");
+            assert!(p[token as usize] > 0.0, "{token} drawn at p = 0");
+        }
+        // Greedy: the distribution at temperature 1 of the penalized
+        // logits, whose argmax is the choice.
+        let mut g = Sampler::new(&SamplingConfig {
+            temperature: 0.0,
+            repeat_penalty: 4.0,
+            ..Default::default()
+        })
+        .unwrap();
+        let (token, p) = g.choose(&[1.0, 2.0, 0.5, 3.0], &[3]).unwrap();
+        assert_eq!(token, 1);
+        assert_eq!(argmax(&p), 1);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct Job {
     /// Candidates reported per token (0: none).
     pub top_logprobs: usize,
     pub arrived: Instant,
-    /// After this, the job is abandoned (504).
+    /// After this, the job is abandoned (503, `timeout_error`).
     pub deadline: Instant,
     pub events: UnboundedSender<Event>,
 }
@@ -257,9 +257,13 @@ fn serve_job(g: &mut Generator, job: Job, metrics: &Metrics) {
 }
 // ANCHOR_END: serve_job
 
+/// The server's own deadline passed: 503, the status of a server that
+/// cannot serve the request now (504 is a gateway's, waiting on an upstream;
+/// 408 is for a client too slow to send its request). The error's type
+/// tells it from a full queue.
 fn timeout() -> ApiError {
     ApiError::new(
-        504,
+        503,
         "timeout_error",
         "request_timeout",
         "the request took longer than the server's time limit",

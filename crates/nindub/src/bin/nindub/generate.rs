@@ -32,7 +32,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 0.0)]
     min_p: f32,
     /// 1 = no penalty.
-    #[arg(long, default_value_t = 1.1)]
+    #[arg(long, default_value_t = 1.0)]
     repeat_penalty: f32,
     /// How many recent tokens the penalty looks at.
     #[arg(long, default_value_t = 64)]

@@ -27,11 +27,9 @@ pub fn generate(out: &Path) -> Result<()> {
 
     // The weights alone, at 16 bits: what the other chapters start from.
     let mut figs = Figures::default();
-    let llama = budget::estimate(
-        &Architecture::preset("llama-3-8b")?,
-        Precision::parse("f16")?,
-        &workload,
-    )?;
+    let llama3 = Architecture::preset("llama-3-8b")?;
+    let f16 = Precision::parse("f16")?;
+    let llama = budget::estimate(&llama3, f16, &workload)?;
     figs.number(
         "crystal.llama3_8b.params_b",
         llama.params as f64 / 1e9,
@@ -52,15 +50,14 @@ pub fn generate(out: &Path) -> Result<()> {
     );
     // What a streamed Llama-3-8B in f16 must still hold at 8192 tokens.
     let long = budget::estimate(
-        &Architecture::preset("llama-3-8b")?,
-        Precision::parse("f16")?,
+        &llama3,
+        f16,
         &Workload {
             context: 8192,
             ..workload
         },
     )?;
-    let arch = Architecture::preset("llama-3-8b")?;
-    let embedding = arch.vocab_size * arch.hidden_size * 2;
+    let embedding = llama3.vocab_size * llama3.hidden_size * 2;
     figs.number(
         "crystal.llama3_8b.ctx8192.kv_gib",
         long.kv_cache as f64 / GIB as f64,

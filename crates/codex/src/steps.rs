@@ -181,6 +181,8 @@ pub fn results(check: bool) -> Result<()> {
         lab_results(&["transcripts"]).arg(&target).arg(&bin),
         "the transcripts",
     )?;
+    say("the benchmarks' printouts as figures");
+    timings(&target)?;
     if !check {
         say(&format!("results written to {}", target.display()));
         return Ok(());
@@ -332,7 +334,17 @@ pub fn bench(only: &[String]) -> Result<()> {
             ],
         )?;
     }
-    Ok(())
+    say("the printouts' numbers as figures (the chapters quote them by name)");
+    timings(&generated_dir())
+}
+
+/// The committed benchmark printouts' numbers as figures, written under
+/// `out` (`CHAPTER/timings/figures.json`).
+fn timings(out: &Path) -> Result<()> {
+    run(
+        lab_results(&["timings"]).arg(generated_dir()).arg(out),
+        "the timing figures",
+    )
 }
 
 /// `cargo bench --quiet -p lab --bench NAME`'s arguments.

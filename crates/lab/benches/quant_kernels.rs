@@ -389,7 +389,7 @@ fn main() -> Res<()> {
             i4l.weight.params.len(),
         );
         println!(
-            "note: MB is the storage size (codes, f16 scale, u8 zero per block). In memory a \
+            "note: MB is the storage size (codes, an f16 scale per block and an f16 offset when affine, as GGUF stores them). In memory a \
              QTensor keeps (S, Z) as f32 + i32, 8 bytes a block, so our kernels read {:.2} MB \
              (int8-channel) and {:.2} MB (int4-g32): {:.2}× and {:.2}× the floor on those bytes",
             (i8l.weight.data.len() + 8 * i8blocks) as f64 / 1e6,

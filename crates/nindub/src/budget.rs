@@ -46,9 +46,11 @@ impl Precision {
     };
 
     /// Parses `f32`, `f16`, `bf16`, `int8`, `int4`, or the explicit
-    /// `int<bits>[-g<group>][-sym|-affine]` (e.g. `int4-g128-sym`; without
-    /// `-g` one scale per row; without a mode, affine below 8 bits), and the
-    /// llama.cpp names `q8_0`, `q4_0`, `q4_1`.
+    /// `int<bits>[-g<group>|-channel][-sym|-affine]` (e.g. `int4-g128-sym`;
+    /// `-channel` or no `-g`: one scale per row; without a mode, affine
+    /// below 8 bits), and the llama.cpp names `q8_0`, `q4_0`, `q4_1`. These
+    /// are the names The Alchemy of Compression's schemes
+    /// ([`crate::compress::quant::Scheme`]) use, for the same layouts.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim().to_ascii_lowercase();
         let fixed = match s.as_str() {
@@ -77,7 +79,7 @@ impl Precision {
             Error::invalid(
                 "precision",
                 format!(
-                    "`{s}` (expected f32, f16, bf16, int8, int4, int<bits>[-g<group>][-sym|-affine], q8_0, q4_0 or q4_1)"
+                    "`{s}` (expected f32, f16, bf16, int8, int4, int<bits>[-g<group>|-channel][-sym|-affine], q8_0, q4_0 or q4_1)"
                 ),
             )
         };
@@ -93,6 +95,7 @@ impl Precision {
             match part {
                 "sym" => affine = false,
                 "affine" | "asym" => affine = true,
+                "channel" => group = None,
                 g => {
                     let n: u64 = g
                         .strip_prefix('g')
@@ -123,8 +126,14 @@ impl Precision {
                 group,
                 affine,
             } => {
-                let g = group.map(|g| format!("-g{g}")).unwrap_or_default();
-                let mode = if affine { "-affine" } else { "-sym" };
+                // Spelled as the quantization schemes spell them: the mode
+                // only where it is not the default (affine below 8 bits).
+                let g = group.map_or("-channel".to_string(), |g| format!("-g{g}"));
+                let mode = match (affine, bits < 8) {
+                    (true, false) => "-affine",
+                    (false, true) => "-sym",
+                    _ => "",
+                };
                 format!("int{bits}{g}{mode}")
             }
         }

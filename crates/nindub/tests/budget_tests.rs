@@ -47,11 +47,12 @@ fn precision_names_round_trip() {
         "f32",
         "f16",
         "bf16",
-        "int8-sym",
-        "int4-g32-affine",
+        "int8-channel",
+        "int4-g32",
         "int4-g128-sym",
-        "int8-g64-sym",
-        "int3-g64-affine",
+        "int8-g64",
+        "int8-g32-affine",
+        "int3-g64",
     ] {
         let p = Precision::parse(s).unwrap();
         assert_eq!(p.name(), s);

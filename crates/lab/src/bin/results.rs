@@ -7,13 +7,14 @@
 //! results transcripts OUT_ROOT NINDUB    the command-line transcripts, run with the NINDUB binary
 //! results experiment OUT_DIR [digits] [lm]   The Transfer of Wisdom's long experiments
 //! results replot OUT_DIR                 their plots again, from their recorded figures
+//! results timings GENERATED OUT_ROOT     the benchmarks' printouts as figures
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use lab::results::{GENERATORS, TRANSCRIPTS, transfer_of_wisdom};
+use lab::results::{GENERATORS, TRANSCRIPTS, timings, transfer_of_wisdom};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,8 +41,9 @@ fn main() -> Result<()> {
             transfer_of_wisdom::experiment(Path::new(out), &parts)
         }
         ["replot", out] => transfer_of_wisdom::replot(Path::new(out)),
+        ["timings", generated, out] => timings::generate(Path::new(generated), Path::new(out)),
         _ => bail!(
-            "usage: results list | run NAME OUT_DIR | transcripts OUT_ROOT NINDUB | experiment OUT_DIR [digits] [lm] | replot OUT_DIR"
+            "usage: results list | run NAME OUT_DIR | transcripts OUT_ROOT NINDUB | experiment OUT_DIR [digits] [lm] | replot OUT_DIR | timings GENERATED OUT_ROOT"
         ),
     }
 }

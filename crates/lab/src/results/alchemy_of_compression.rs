@@ -57,13 +57,13 @@ const SENTENCES: &[&str] = &[
 /// Writes the chapter's results into `out`.
 pub fn generate(out: &Path) -> Result<()> {
     let out = out.to_path_buf();
-    let reports = smollm2(&out)?;
     let mut figs = super::Figures::default();
+    let reports = smollm2(&out, &mut figs)?;
     peer(&out, &reports, &mut figs)?;
+    minilm(&out, &mut figs)?;
+    zero_point(&out, &mut figs)?;
+    four_gib(&out, &mut figs)?;
     figs.write(&out)?;
-    minilm(&out)?;
-    zero_point(&out)?;
-    four_gib(&out, &reports)?;
     println!("alchemy_of_compression: wrote results to {}", out.display());
     Ok(())
 }
@@ -77,7 +77,7 @@ fn corpus_tokens(tok: &GgufTokenizer) -> Result<Vec<u32>> {
 }
 
 /// SmolLM2 through every scheme: size, SQNR, perplexity.
-fn smollm2(out: &Path) -> Result<Vec<(String, ModelReport, f64)>> {
+fn smollm2(out: &Path, figs: &mut super::Figures) -> Result<Vec<(String, ModelReport, f64)>> {
     let path = assets::smollm2()?;
     let tok = GgufTokenizer::from_gguf(&GgufFile::open(&path)?)?;
     let tokens = corpus_tokens(&tok)?;
@@ -97,15 +97,24 @@ fn smollm2(out: &Path) -> Result<Vec<(String, ModelReport, f64)>> {
             qmodel::load_llama(&path, scheme.as_ref(), &Device::Cpu, &mut |_| {})?;
         let p = perplexity::perplexity(&mut model, &tokens, CTX, CHUNKS, |_| {})?;
         let base = *reference.get_or_insert(p.ppl);
+        let change = 100.0 * (p.ppl / base - 1.0);
         writeln!(
             rows,
-            "| {name} | {:.2} | {} | {} | {:.3} | {:+.2} % |",
+            "| {name} | {:.2} | {} | {} | {:.3} | {change:+.2} % |",
             report.bits_per_weight(),
             budget::human(report.bytes() as u64),
             db(report.sqnr_db()),
             p.ppl,
-            100.0 * (p.ppl / base - 1.0)
         )?;
+        let key = format!("alchemy.smollm2.{}", figure_key(name));
+        table_figures(figs, &key, &report);
+        figs.number(&format!("{key}.ppl"), p.ppl, 3, "");
+        figs.add(
+            &format!("{key}.ppl_change"),
+            change,
+            "%",
+            format!("{change:+.2}"),
+        );
         reports.push((name.to_string(), report.clone(), p.ppl));
         if scheme.is_some() {
             by_layer.push((
@@ -127,6 +136,17 @@ fn smollm2(out: &Path) -> Result<Vec<(String, ModelReport, f64)>> {
         CTX
     )?;
     write(out, "smollm2.md", &rows)?;
+    // The gap the Insight reads as "six decibels a bit".
+    let sqnr = |n: &str| {
+        reports
+            .iter()
+            .find(|(name, ..)| name == n)
+            .map(|(_, r, _)| r.sqnr_db())
+    };
+    if let (Some(s8), Some(s4)) = (sqnr("int8-g32"), sqnr("int4-g32")) {
+        figs.number("alchemy.smollm2.int8_int4_gap", s8 - s4, 1, "dB");
+        figs.number("alchemy.smollm2.db_per_bit", (s8 - s4) / 4.0, 2, "dB");
+    }
     LineChart {
         title: "SmolLM2-135M: SQNR of each layer's weights, per scheme".into(),
         x_desc: "layer".into(),
@@ -228,6 +248,9 @@ fn peer(
                 perplexity::perplexity(&mut model, &corpus_tokens(&tok)?, CTX, CHUNKS, |_| {})?.ppl,
             );
         }
+        if let Some(ppl) = m["ppl"].as_f64() {
+            figs.number(&format!("alchemy.llama_cpp.{key}.ppl"), ppl, 3, "");
+        }
         writeln!(
             s,
             "| {key} | {who} | {} | {} | {} |",
@@ -261,7 +284,7 @@ fn db(x: f64) -> String {
 }
 
 /// MiniLM through every scheme: sentence embeddings against f32.
-fn minilm(out: &Path) -> Result<()> {
+fn minilm(out: &Path, figs: &mut super::Figures) -> Result<()> {
     let dir = assets::minilm()?;
     let (f32_model, _) = MiniLm::load(&dir, None, &Device::Cpu)?;
     let reference: Vec<Vec<f32>> = SENTENCES
@@ -288,12 +311,23 @@ fn minilm(out: &Path) -> Result<()> {
             budget::human(report.bytes() as u64),
             db(report.sqnr_db()),
         )?;
+        let key = format!("alchemy.minilm.{}", figure_key(name));
+        table_figures(figs, &key, &report);
+        figs.number(&format!("{key}.cosine"), mean, 5, "");
+        figs.number(&format!("{key}.worst"), worst, 5, "");
     }
+    let f32_bytes = MiniLm::load(&dir, None, &Device::Cpu)?.1.bytes() as u64;
+    figs.add(
+        "alchemy.minilm.f32.weights",
+        f32_bytes as f64 / (1u64 << 20) as f64,
+        "MiB",
+        budget::human(f32_bytes),
+    );
     writeln!(
         rows,
         "\n{} sentences; embeddings are mean-pooled and normalised, as sentence-transformers does. f32: {} of weights.",
         SENTENCES.len(),
-        budget::human(MiniLm::load(&dir, None, &Device::Cpu)?.1.bytes() as u64)
+        budget::human(f32_bytes)
     )?;
     write(out, "minilm.md", &rows)?;
     Ok(())
@@ -341,7 +375,7 @@ impl Lcg {
 
 /// Symmetric vs. affine on a non-negative tensor, and what an inexact zero
 /// does to padding through a few layers.
-fn zero_point(out: &Path) -> Result<()> {
+fn zero_point(out: &Path, figs: &mut super::Figures) -> Result<()> {
     let mut rng = Lcg(42);
     // 1. A ReLU output: half zeros, the rest positive.
     let relu: Vec<f32> = (0..4096).map(|_| rng.gauss().max(0.0)).collect();
@@ -395,11 +429,13 @@ fn zero_point(out: &Path) -> Result<()> {
             } else {
                 used.to_string()
             };
-            writeln!(
-                s,
-                "| {tname} | {qname} | {used} | {} | {kept} |",
-                db(quant::sqnr_db(x, &y))
-            )?;
+            let sqnr = quant::sqnr_db(x, &y);
+            writeln!(s, "| {tname} | {qname} | {used} | {} | {kept} |", db(sqnr))?;
+            let key = format!("alchemy.zero.{}.{}", figure_key(tname), figure_key(qname));
+            figs.number(&format!("{key}.sqnr"), sqnr, 1, "dB");
+            if !qname.contains("float") {
+                figs.number(&format!("{key}.codes"), used.parse()?, 0, "");
+            }
         }
     }
     write(out, "zero-point.md", &s)?;
@@ -439,15 +475,19 @@ fn zero_point(out: &Path) -> Result<()> {
             let n: f32 = pc.iter().map(|y| y * y).sum();
             (d / n).sqrt()
         };
+        let (err_exact, err_float) = (100.0 * pooled_err(&exact), 100.0 * pooled_err(&float));
         writeln!(
             t,
-            "| {} | {:.3e} | {:.3e} | {:.2} % | {:.2} % |",
+            "| {} | {:.3e} | {:.3e} | {err_exact:.2} % | {err_float:.2} % |",
             l + 1,
             pad_norm(&exact),
             pad_norm(&float),
-            100.0 * pooled_err(&exact),
-            100.0 * pooled_err(&float)
         )?;
+        let key = format!("alchemy.padding.layer{}", l + 1);
+        let norm = pad_norm(&float) as f64;
+        figs.add(&format!("{key}.float_norm"), norm, "", format!("{norm:.2}"));
+        figs.number(&format!("{key}.error_integer"), err_exact as f64, 2, "%");
+        figs.number(&format!("{key}.error_float"), err_float as f64, 2, "%");
     }
     write(out, "zero-point-layers.md", &t)?;
     Ok(())
@@ -480,7 +520,7 @@ fn pool(x: &[f32], rows: usize, dim: usize) -> Vec<f32> {
 }
 
 /// The Mana Crystal's models at the bits per weight measured here.
-fn four_gib(out: &Path, reports: &[(String, ModelReport, f64)]) -> Result<()> {
+fn four_gib(out: &Path, figs: &mut super::Figures) -> Result<()> {
     let machine = Machine::MANA_CRYSTAL;
     let workload = Workload::default();
     let schemes = ["int8-channel", "int4-g64", "int4-g32"];
@@ -491,33 +531,36 @@ fn four_gib(out: &Path, reports: &[(String, ModelReport, f64)]) -> Result<()> {
     writeln!(s, "\n|---|---|{}", "---|".repeat(schemes.len()))?;
     for preset in ["llama-3-8b", "phi-3-mini", "qwen-2.5-32b"] {
         let arch = Architecture::preset(preset)?;
-        let f16 = budget::estimate(&arch, Precision::F16, &workload)?;
-        write!(
-            s,
-            "| {} | {} → {} |",
-            arch.name,
-            budget::human(f16.total),
-            budget::verdict(&f16, &arch, &machine).describe()
-        )?;
-        for n in schemes {
-            let e = with_scheme(&arch, &f16, &Scheme::parse(n)?)?;
-            write!(
-                s,
-                " {} → {} |",
+        write!(s, "| {} |", arch.name)?;
+        for n in std::iter::once("f16").chain(schemes) {
+            // The Mana Crystal's estimator, the scheme's name its precision:
+            // one accounting of bytes (`quant::storage_bytes` agrees).
+            let e = budget::estimate(&arch, Precision::parse(n)?, &workload)?;
+            let verdict = budget::verdict(&e, &arch, &machine).describe();
+            write!(s, " {} → {verdict} |", budget::human(e.total))?;
+            let key = format!("alchemy.four_gib.{preset}.{n}");
+            figs.add(
+                &format!("{key}.total"),
+                e.total as f64 / (1u64 << 30) as f64,
+                "GiB",
                 budget::human(e.total),
-                budget::verdict(&e, &arch, &machine).describe()
-            )?;
+            );
+            figs.text(&format!("{key}.verdict"), &verdict);
         }
         writeln!(s)?;
     }
-    let bpw: Vec<String> = reports
+    let bpw: Vec<String> = schemes
         .iter()
-        .filter(|(n, ..)| schemes.contains(&n.as_str()))
-        .map(|(n, r, _)| format!("{n} {:.2}", r.bits_per_weight()))
-        .collect();
+        .map(|n| {
+            Ok(format!(
+                "{n} {:.2}",
+                Precision::parse(n)?.bits_per_weight(4096)
+            ))
+        })
+        .collect::<Result<_>>()?;
     writeln!(
         s,
-        "\nContext {} tokens, KV cache in f16, on the Mana Crystal ({} device). Bits per weight measured on SmolLM2 (norms kept in f32): {}.",
+        "\nContext {} tokens, KV cache in f16, on the Mana Crystal ({} device). Matrices stored as a GGUF file stores them (an f16 scale per group, and an f16 offset when affine), vectors in f32; bits per weight on a row of 4096: {}.",
         workload.context,
         budget::human(machine.device),
         bpw.join(", ")
@@ -526,34 +569,33 @@ fn four_gib(out: &Path, reports: &[(String, ModelReport, f64)]) -> Result<()> {
     Ok(())
 }
 
-/// An estimate whose weights are stored under `scheme` (2-D tensors; the
-/// rest in f32), the other costs as in `base`.
-fn with_scheme(
-    arch: &Architecture,
-    base: &budget::Estimate,
-    scheme: &Scheme,
-) -> Result<budget::Estimate> {
-    let (mut weights, mut non_layer) = (0u64, 0u64);
-    let mut per_layer = vec![0u64; arch.num_layers as usize];
-    for t in arch.tensors() {
-        let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-        let bytes = if dims.len() == 2 {
-            quant::storage_bytes(&dims, scheme)? as u64
-        } else {
-            4 * t.numel()
-        };
-        weights += bytes;
-        match t.layer {
-            Some(l) => per_layer[l as usize] += bytes,
-            None => non_layer += bytes,
+/// A figure name's part for a table label: "f32 (reference)" → "f32",
+/// "int8 affine, integer Z" → "int8_affine_integer_z".
+fn figure_key(label: &str) -> String {
+    let head = label.split(" (").next().unwrap_or(label);
+    let mut key = String::new();
+    for c in head.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+            key.push(c.to_ascii_lowercase());
+        } else if !key.ends_with('_') {
+            key.push('_');
         }
     }
-    Ok(budget::Estimate {
-        precision: scheme.name(),
-        weights,
-        non_layer,
-        max_layer: per_layer.into_iter().max().unwrap_or(0),
-        total: base.total - base.weights + weights,
-        ..base.clone()
-    })
+    key.trim_matches('_').to_string()
+}
+
+/// A scheme's row of a model table as figures: bits per weight, weight
+/// bytes and SQNR.
+fn table_figures(figs: &mut super::Figures, key: &str, report: &ModelReport) {
+    figs.number(&format!("{key}.bpw"), report.bits_per_weight(), 2, "");
+    figs.add(
+        &format!("{key}.weights"),
+        report.bytes() as f64 / (1u64 << 20) as f64,
+        "MiB",
+        budget::human(report.bytes() as u64),
+    );
+    let sqnr = report.sqnr_db();
+    if sqnr.is_finite() {
+        figs.number(&format!("{key}.sqnr"), sqnr, 1, "dB");
+    }
 }

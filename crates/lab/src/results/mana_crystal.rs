@@ -167,7 +167,7 @@ pub fn generate(out: &Path) -> Result<()> {
     )?;
     writeln!(
         s,
-        "| estimate, everything `int4-g32-affine` (Q4_1) | {} | {:+.1} % vs. the file |",
+        "| estimate, everything `int4-g32` (Q4_1) | {} | {:+.1} % vs. the file |",
         all_q4.weights,
         100.0 * (all_q4.weights as f64 / m.tensor_bytes as f64 - 1.0)
     )?;

@@ -16,6 +16,7 @@ pub mod layer_streamed;
 pub mod mana_crystal;
 #[cfg(feature = "serve")]
 pub mod speaking_stone;
+pub mod timings;
 pub mod transfer_of_wisdom;
 
 /// One chapter's generator.
@@ -164,6 +165,10 @@ pub fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 /// by `cargo codex`'s preprocessor), each as the generator prints it.
 #[derive(Default, serde::Serialize)]
 pub struct Figures {
+    /// The run the figures come from, where it is not this generator's
+    /// own computation (a benchmark's command line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     figures: Vec<Figure>,
 }
 
@@ -201,6 +206,10 @@ impl Figures {
     /// A figure printed with `decimals` places, thousands grouped.
     pub fn number(&mut self, name: &str, value: f64, decimals: usize, unit: &str) {
         self.add(name, value, unit, grouped(value, decimals));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.figures.is_empty()
     }
 
     /// Writes `figures.json` into `dir`.

@@ -177,6 +177,12 @@ impl Scheme {
     }
 
     /// The name [`Scheme::parse`] reads back.
+    /// Bytes a file spends on one block's parameters: an f16 scale, and an
+    /// f16 offset when affine.
+    pub fn stored_bytes_per_block(&self) -> usize {
+        2 + 2 * usize::from(self.mode == Mode::Affine)
+    }
+
     pub fn name(&self) -> String {
         let g = match self.granularity {
             Granularity::PerTensor => "tensor".to_string(),
@@ -369,10 +375,10 @@ impl QTensor {
             .collect()
     }
 
-    /// Bytes as stored (see [`storage_bytes`]).
+    /// Bytes as a file stores them (see [`storage_bytes`]); in memory the
+    /// parameters are wider (an f32 scale and an i32 zero point per block).
     pub fn storage_bytes(&self) -> usize {
-        let per_block = 2 + usize::from(self.scheme.mode == Mode::Affine);
-        self.data.len() + self.params.len() * per_block
+        self.data.len() + self.params.len() * self.scheme.stored_bytes_per_block()
     }
 
     /// Storage bits per value, scales included.
@@ -381,9 +387,15 @@ impl QTensor {
     }
 }
 
-/// Bytes a tensor of `shape` takes under `scheme`, without quantizing it:
-/// the codes (one byte each, or two per byte for INT4), an f16 scale per
-/// block, and a zero-point byte per block when affine.
+// ANCHOR: storage_bytes
+/// Bytes a tensor of `shape` takes under `scheme` as a file stores it,
+/// without quantizing it: the codes (one byte each, or two per byte for
+/// INT4), an f16 scale per block, and for affine schemes an f16 offset per
+/// block (the minimum m = −S·Z, as GGUF's Q4_1 keeps it). So `int8-g32`
+/// is Q8_0 (8.5 bits per weight), `int4-g32-sym` Q4_0 (4.5) and `int4-g32`
+/// Q4_1 (5.0); the Mana Crystal's estimator
+/// ([`crate::budget::Precision::matrix_bytes`]) counts the same bytes for
+/// the same names.
 pub fn storage_bytes(shape: &[usize], scheme: &Scheme) -> Result<usize> {
     let n: usize = shape.iter().product();
     let codes = if scheme.format.bits == 4 {
@@ -391,9 +403,9 @@ pub fn storage_bytes(shape: &[usize], scheme: &Scheme) -> Result<usize> {
     } else {
         n
     };
-    let per_block = 2 + usize::from(scheme.mode == Mode::Affine);
-    Ok(codes + block_count(shape, scheme.granularity)? * per_block)
+    Ok(codes + block_count(shape, scheme.granularity)? * scheme.stored_bytes_per_block())
 }
+// ANCHOR_END: storage_bytes
 
 /// Number of blocks, and the checks a granularity needs.
 fn block_count(shape: &[usize], g: Granularity) -> Result<usize> {
@@ -742,14 +754,42 @@ mod tests {
         }
         let x = vec![0.5f32; 4096];
         let q = quantize(&x, &[64, 64], &Scheme::parse("int4-g32").unwrap()).unwrap();
-        // 4 bits + (f16 scale + zero byte) / 32 = 4.75 bits.
-        assert!((q.bits_per_weight() - 4.75).abs() < 1e-9);
+        // 4 bits + (f16 scale + f16 minimum) / 32 = 5.0 bits: Q4_1.
+        assert!((q.bits_per_weight() - 5.0).abs() < 1e-9, "the size of Q4_1");
         let q = quantize(&x, &[64, 64], &Scheme::parse("int8-g32").unwrap()).unwrap();
         assert!((q.bits_per_weight() - 8.5).abs() < 1e-9, "the size of Q8_0");
         assert_eq!(
             storage_bytes(&[64, 64], &q.scheme).unwrap(),
             q.storage_bytes()
         );
+    }
+
+    /// One vocabulary of formats: a scheme and the Mana Crystal's precision
+    /// of the same name count the same bytes.
+    #[test]
+    fn schemes_and_precisions_agree_on_bytes() {
+        use crate::budget::Precision;
+        for n in [
+            "int8-channel",
+            "int8-g32",
+            "int8-g32-affine",
+            "int4-g32",
+            "int4-g32-sym",
+            "int4-g64",
+            "int4-g128-sym",
+        ] {
+            let scheme = Scheme::parse(n).unwrap();
+            let precision = Precision::parse(n).unwrap();
+            assert_eq!(precision.name(), n);
+            for (rows, cols) in [(576, 1536), (64, 4096)] {
+                assert_eq!(
+                    storage_bytes(&[rows, cols], &scheme).unwrap() as u64,
+                    precision.matrix_bytes(rows as u64, cols as u64),
+                    "{n} at {rows}×{cols}"
+                );
+            }
+        }
+        assert_eq!(Precision::parse("q4_1").unwrap().name(), "int4-g32");
     }
 
     #[test]

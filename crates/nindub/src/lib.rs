@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`budget`] | The Mana Crystal | bytes of weights, KV cache, activations; verdicts |
 //! | [`model`] | The Cantrip and the Ritual | GGUF, tokenizer, the decoders (candle's and the fused one), sampling, the one generation loop |
+//! | [`search`] | The Cantrip and the Ritual | hidden states as embeddings: passages, an index, cosine ranking, recall |
 //! | [`ggml`] | The Cantrip and the Ritual | GGML's block types, defined once, and the kernels over them |
 //! | [`compress`] | The Alchemy of Compression | quantization, quantized layers, whole-model evaluation, GGUF export |
 //! | [`distill`] | The Transfer of Wisdom | the distillation loss, soft targets, students and their training |
@@ -21,7 +22,7 @@
 //!
 //! Dependencies point one way: `ggml` and `stream` know nothing of the
 //! decoders; `model` uses both; `compress`, `distill` and `serve` use
-//! `model`. The book's own support (its result generators, plots, the
+//! `model`; `search` knows only an embedding function. The book's own support (its result generators, plots, the
 //! digits experiment, the seed's tables) is in the `lab` crate, which
 //! depends on this one and never the reverse.
 //!
@@ -40,6 +41,7 @@ pub mod model;
 pub mod process;
 pub mod profile;
 pub mod progress;
+pub mod search;
 pub mod serve;
 pub mod stream;
 

@@ -1,6 +1,6 @@
 //! Trials of "The Cantrip and the Ritual": reference solutions.
 
-use ndarray::{Array1, ArrayView1};
+use ndarray::{Array1, ArrayView1, ArrayView2};
 
 /// Trial 1. Softmax at temperature `t > 0`.
 pub fn softmax_t(logits: ArrayView1<f32>, t: f32) -> Array1<f32> {
@@ -109,4 +109,27 @@ pub fn bandwidth_floor(
         measured_tokens_per_s / floor
     };
     (floor, fraction)
+}
+
+/// Trial 8. The `k` rows most similar to `query` by cosine, best first.
+pub fn cosine_top_k(
+    query: ArrayView1<f32>,
+    passages: ArrayView2<f32>,
+    k: usize,
+) -> Vec<(usize, f32)> {
+    let norm = |v: ArrayView1<f32>| v.dot(&v).sqrt();
+    let q = norm(query);
+    let mut scored: Vec<(usize, f32)> = passages
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let d = norm(row) * q;
+            (i, if d > 0.0 { row.dot(&query) / d } else { 0.0 })
+        })
+        .collect();
+    // A stable sort keeps the earlier row first among ties.
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scored.truncate(k);
+    scored
 }

@@ -7,11 +7,12 @@
 //!
 //! Trials 6 and 7 leave the logits for the loop's speed limit: the bytes of
 //! weights that every token reads. They are plain arithmetic, checked
-//! against worked examples.
+//! against worked examples. Trial 8 uses hidden states as embeddings: the
+//! ranking behind the chapter's search, checked against `nindub::search`.
 // The stubs do not use their arguments yet: that is your job.
 #![allow(unused_variables)]
 
-use ndarray::{Array1, ArrayView1};
+use ndarray::{Array1, ArrayView1, ArrayView2};
 
 /// Trial 1. Softmax at temperature `t > 0`: `pᵢ = exp(zᵢ/t) / Σⱼ exp(zⱼ/t)`.
 ///
@@ -101,4 +102,20 @@ pub fn bandwidth_floor(
     measured_tokens_per_s: f64,
 ) -> (f64, f64) {
     todo!("bandwidth over bytes, then measured over floor")
+}
+
+/// Trial 8. Search by meaning: the `k` rows of `passages` (one embedding
+/// per row) most similar to `query`, by cosine similarity
+/// `cos(a, b) = a·b / (‖a‖ ‖b‖)`, best first, as `(row, cosine)`.
+///
+/// Ties keep the earlier row first; `k` larger than the number of rows
+/// returns them all; a zero vector has cosine 0 with everything (do not
+/// divide by 0). Example: rows `[1, 0]`, `[0.6, 0.8]`, `[0, 1]` and the
+/// query `[2, 0.1]` → `[(0, 0.9988), (1, 0.6392)]` for `k = 2`.
+pub fn cosine_top_k(
+    query: ArrayView1<f32>,
+    passages: ArrayView2<f32>,
+    k: usize,
+) -> Vec<(usize, f32)> {
+    todo!("normalise, dot every row with the query, sort, keep k")
 }

@@ -238,3 +238,36 @@ pub fn bandwidth_floor() {
         "no bandwidth, nothing measured: 0, not 0 / 0"
     );
 }
+
+pub fn cosine_top_k() {
+    let rows = ndarray::arr2(&[[1.0f32, 0.0], [0.6, 0.8], [0.0, 1.0]]);
+    let got = cr::cosine_top_k(arr1(&[2.0f32, 0.1]).view(), rows.view(), 2);
+    assert_eq!(got.len(), 2, "k = 2 keeps two: {got:?}");
+    assert_eq!((got[0].0, got[1].0), (0, 1), "best first: {got:?}");
+    assert!(
+        (got[0].1 - 0.99875).abs() < 1e-4 && (got[1].1 - 0.63920).abs() < 1e-4,
+        "{got:?}"
+    );
+    // Against the engine's ranking, on scaled, unnormalised rows.
+    let data: Vec<Vec<f32>> = (0..40u32)
+        .map(|r| logits(16, r).iter().map(|x| x * (1.0 + r as f32)).collect())
+        .collect();
+    let query = logits(16, 99);
+    let matrix = ndarray::Array2::from_shape_vec((40, 16), data.concat()).unwrap();
+    let got = cr::cosine_top_k(arr1(&query).view(), matrix.view(), 5);
+    let want = nindub::search::top_k(&query, &data, 5);
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want.iter().map(|w| w.0).collect::<Vec<_>>(),
+        "the same five rows, in the same order"
+    );
+    assert!(
+        got.iter().zip(&want).all(|(g, w)| (g.1 - w.1).abs() < 1e-4),
+        "{got:?} vs {want:?}"
+    );
+    // Ties keep the earlier row; k past the end keeps all; zeros score 0.
+    let ties = ndarray::arr2(&[[0.0f32, 0.0], [1.0, 1.0], [2.0, 2.0]]);
+    let got = cr::cosine_top_k(arr1(&[1.0f32, 1.0]).view(), ties.view(), 10);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!((got[0].0, got[1].0, got[2]), (1, 2, (0, 0.0)), "{got:?}");
+}

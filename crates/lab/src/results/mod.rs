@@ -12,6 +12,7 @@ use anyhow::Result;
 
 pub mod alchemy_of_compression;
 pub mod cantrip_and_ritual;
+pub mod embedding_search;
 pub mod layer_streamed;
 pub mod mana_crystal;
 #[cfg(feature = "serve")]
@@ -45,6 +46,12 @@ pub const GENERATORS: &[Generator] = &[
         dir: "cantrip-and-ritual",
         reads_corpus: true,
         generate: cantrip_and_ritual::generate,
+    },
+    Generator {
+        name: "embedding_search",
+        dir: "cantrip-and-ritual/search",
+        reads_corpus: false,
+        generate: embedding_search::generate,
     },
     Generator {
         name: "alchemy_of_compression",

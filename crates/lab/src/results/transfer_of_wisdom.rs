@@ -326,7 +326,13 @@ fn write_digits(out: &Path, t: &ExperimentTable) -> Result<()> {
     )?;
     write(out, "digits.md", &md)?;
     // The experiment's figures, beside the run they come from.
-    let mut figs = super::Figures::default();
+    let mut figs = super::Figures {
+        run: Some(
+            "cargo codex experiments (results experiment OUT digits), recorded in experiment/digits.json"
+                .into(),
+        ),
+        ..super::Figures::default()
+    };
     for r in &t.rows {
         figs.number(
             &format!("wisdom.digits.{}.mean", r.key),

@@ -106,7 +106,7 @@ fn smollm2(out: &Path, figs: &mut super::Figures) -> Result<Vec<(String, ModelRe
             db(report.sqnr_db()),
             p.ppl,
         )?;
-        let key = format!("alchemy.smollm2.{}", figure_key(name));
+        let key = format!("alchemy.smollm2.{}", super::figure_key(name));
         table_figures(figs, &key, &report);
         figs.number(&format!("{key}.ppl"), p.ppl, 3, "");
         figs.add(
@@ -311,7 +311,7 @@ fn minilm(out: &Path, figs: &mut super::Figures) -> Result<()> {
             budget::human(report.bytes() as u64),
             db(report.sqnr_db()),
         )?;
-        let key = format!("alchemy.minilm.{}", figure_key(name));
+        let key = format!("alchemy.minilm.{}", super::figure_key(name));
         table_figures(figs, &key, &report);
         figs.number(&format!("{key}.cosine"), mean, 5, "");
         figs.number(&format!("{key}.worst"), worst, 5, "");
@@ -431,7 +431,11 @@ fn zero_point(out: &Path, figs: &mut super::Figures) -> Result<()> {
             };
             let sqnr = quant::sqnr_db(x, &y);
             writeln!(s, "| {tname} | {qname} | {used} | {} | {kept} |", db(sqnr))?;
-            let key = format!("alchemy.zero.{}.{}", figure_key(tname), figure_key(qname));
+            let key = format!(
+                "alchemy.zero.{}.{}",
+                super::figure_key(tname),
+                super::figure_key(qname)
+            );
             figs.number(&format!("{key}.sqnr"), sqnr, 1, "dB");
             if !qname.contains("float") {
                 figs.number(&format!("{key}.codes"), used.parse()?, 0, "");
@@ -567,21 +571,6 @@ fn four_gib(out: &Path, figs: &mut super::Figures) -> Result<()> {
     )?;
     write(out, "four-gib.md", &s)?;
     Ok(())
-}
-
-/// A figure name's part for a table label: "f32 (reference)" → "f32",
-/// "int8 affine, integer Z" → "int8_affine_integer_z".
-fn figure_key(label: &str) -> String {
-    let head = label.split(" (").next().unwrap_or(label);
-    let mut key = String::new();
-    for c in head.chars() {
-        if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-            key.push(c.to_ascii_lowercase());
-        } else if !key.ends_with('_') {
-            key.push('_');
-        }
-    }
-    key.trim_matches('_').to_string()
 }
 
 /// A scheme's row of a model table as figures: bits per weight, weight

@@ -229,6 +229,23 @@ impl Figures {
     }
 }
 
+/// A figure name's part for a label of a table or a printout: lower case,
+/// each run of other characters one `_`, what follows " (" left out:
+/// "f32 (reference)" → "f32", "ours int8-channel A" → "ours_int8-channel_a",
+/// "RoPE + attention" → "rope_attention".
+pub fn figure_key(label: &str) -> String {
+    let head = label.split(" (").next().unwrap_or(label);
+    let mut key = String::new();
+    for c in head.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+            key.push(c.to_ascii_lowercase());
+        } else if !key.ends_with('_') {
+            key.push('_');
+        }
+    }
+    key.trim_matches('_').to_string()
+}
+
 /// `value` with `decimals` places and its integer part grouped by
 /// thousands: 20123.4 → "20,123.4".
 pub fn grouped(value: f64, decimals: usize) -> String {

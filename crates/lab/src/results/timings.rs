@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::Figures;
+use super::{Figures, figure_key};
 
 /// Each chapter's benchmark printout, and how to read it.
 const BENCHES: &[(&str, &str, &str, Reader)] = &[
@@ -105,19 +105,6 @@ fn row(line: &str) -> Option<(String, Vec<(f64, String)>)> {
         .map_while(|c| c.split_whitespace().next().and_then(number))
         .collect();
     (!values.is_empty()).then_some((label, values))
-}
-
-/// A figure's name part for a label: "Q, K, V" → "q_k_v".
-fn key(label: &str) -> String {
-    let mut k = String::new();
-    for c in label.chars() {
-        if c.is_ascii_alphanumeric() {
-            k.push(c.to_ascii_lowercase());
-        } else if !k.ends_with('_') {
-            k.push('_');
-        }
-    }
-    k.trim_matches('_').to_string()
 }
 
 /// Figures `PREFIX.NAME` from the numbers of `line`, as many as names.
@@ -215,7 +202,7 @@ fn generation(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<
             if let (Some(engine), Some((label, values))) = (profile, row(line)) {
                 take(
                     figs,
-                    &format!("{prefix}.{engine}.profile.{}", key(&label)),
+                    &format!("{prefix}.{engine}.profile.{}", figure_key(&label)),
                     &[("ms", "ms"), ("pct", "%")],
                     &values,
                 )?;
@@ -251,7 +238,7 @@ fn kernels(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()>
             shape = rest
                 .split_once(" (")
                 .and_then(|(_, name)| name.split_whitespace().next())
-                .map(key);
+                .map(figure_key);
             continue;
         }
         for (label, name) in [
@@ -273,7 +260,7 @@ fn kernels(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()>
         {
             take(
                 figs,
-                &format!("{prefix}.{shape}.{}", key(&label)),
+                &format!("{prefix}.{shape}.{}", figure_key(&label)),
                 COLUMNS,
                 &values,
             )?;
@@ -295,7 +282,12 @@ fn loss(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
         } else {
             &[("forward", units), ("forward_backward", units)]
         };
-        take(figs, &format!("{prefix}.{}", key(name)), columns, &values)?;
+        take(
+            figs,
+            &format!("{prefix}.{}", figure_key(name)),
+            columns,
+            &values,
+        )?;
     }
     Ok(())
 }
@@ -405,7 +397,7 @@ fn stream(dir: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()
             } else {
                 format!(
                     "{prefix}.{}.{}.{}",
-                    key(model),
+                    figure_key(model),
                     if run["prefetch"].as_bool() == Some(true) {
                         "prefetch"
                     } else {
@@ -520,7 +512,7 @@ mod tests {
             numbers("96.4 MB of weights per token at 34.5 GB/s read = 358.0 tokens/s; at 0.35x");
         let v: Vec<f64> = n.iter().map(|(v, _)| *v).collect();
         assert_eq!(v, [96.4, 34.5, 358.0, 0.35]);
-        assert_eq!(key("RoPE + attention"), "rope_attention");
+        assert_eq!(figure_key("RoPE + attention"), "rope_attention");
     }
 
     #[test]

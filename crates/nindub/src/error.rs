@@ -91,6 +91,15 @@ pub enum Error {
     #[error("unknown model preset `{0}` (known: {1})")]
     UnknownPreset(String, String),
 
+    // === Run records ===
+    #[error(
+        "this run cannot be bound to its code: {reason} (commit first, or pass --allow-dirty to record it as not reproducible)"
+    )]
+    Unbound { reason: String },
+
+    #[error("MLflow {op}: {reason}")]
+    Mlflow { op: String, reason: String },
+
     #[error("environment variable {var} is not set: {hint}")]
     MissingEnv { var: &'static str, hint: String },
 

@@ -12,6 +12,7 @@
 //! | [`compress`] | The Alchemy of Compression | quantization, quantized layers, whole-model evaluation, GGUF export |
 //! | [`distill`] | The Transfer of Wisdom | the distillation loss, soft targets, students and their training |
 //! | [`serve`] | The Speaking Stone | an OpenAI-compatible HTTP service (features `server`, `client`) |
+//! | [`track`] | The Golden Triangle | run records bound to a git commit and DVC data hashes; a journal; MLflow over REST; reproduction |
 //! | [`stream`] | NINDUB | model files, placement under a byte budget, layer streaming, shards, synthetic models |
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
@@ -44,6 +45,7 @@ pub mod progress;
 pub mod search;
 pub mod serve;
 pub mod stream;
+pub mod track;
 
 pub use budget::{Estimate, Machine, Precision, Verdict, Workload};
 /// The tensor library underneath, re-exported so that notebooks and users name

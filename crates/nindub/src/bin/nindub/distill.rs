@@ -79,8 +79,62 @@ fn lm(args: DistillLmArgs) -> Result<()> {
         cfg.temperature,
         cfg.alpha
     );
+    // What the run took by default is written into its command, so that a
+    // rerun reads the same files whatever its environment says.
+    let mut extra = vec![];
+    if !std::env::args().any(|a| a == "--teacher" || a.starts_with("--teacher=")) {
+        extra.extend(["--teacher".to_string(), args.teacher.clone()]);
+    }
+    let corpus_arg = corpus.to_string_lossy().into_owned();
+    if !std::env::args().any(|a| a == "--corpus" || a.starts_with("--corpus=")) {
+        extra.extend(["--corpus".to_string(), corpus_arg.clone()]);
+    }
+    let out_arg = args.out.to_string_lossy().into_owned();
+    if !std::env::args().any(|a| a == "--out" || a.starts_with("--out=")) {
+        extra.extend(["--out".to_string(), out_arg.clone()]);
+    }
+    let mut run = crate::runs::begin(
+        "transfer-of-wisdom",
+        &format!("distill lm{}", if args.quick { " --quick" } else { "" }),
+        &extra,
+    )?;
+    if let Some(r) = run.as_mut() {
+        r.input("teacher", &teacher, Some(&args.teacher))?.input(
+            "corpus",
+            &corpus,
+            Some(&corpus_arg),
+        )?;
+        r.param("steps", cfg.steps)
+            .param("batch", cfg.batch)
+            .param("window", cfg.window)
+            .param("hidden", cfg.hidden)
+            .param("layers", cfg.layers)
+            .param("lr", cfg.lr)
+            .param("temperature", cfg.temperature)
+            .param("alpha", cfg.alpha)
+            .param("seed", cfg.seed)
+            .param("top_k", cfg.k);
+        // Training sums in parallel; the order of the threads' partial sums
+        // may differ between runs, so a rerun is held to a tolerance.
+        r.agreement(nindub::track::Agreement::Within { rel: 1e-3 });
+    }
     let cache = nindub::distill::soft_targets::default_dir();
     let e = run_experiment(&teacher, &corpus, &cfg, &cache, Some(&args.out), true)?;
+    if let Some(r) = run.as_mut() {
+        r.metric("teacher_held_out_ppl", e.teacher_held_out_ppl, 0);
+        for (name, rep) in [("hard", &e.hard), ("distilled", &e.distilled)] {
+            for p in &rep.curve {
+                r.metric(&format!("{name}.train_loss"), p.train_loss, p.step as u64)
+                    .metric(
+                        &format!("{name}.held_out_ppl"),
+                        p.held_out_ppl,
+                        p.step as u64,
+                    );
+            }
+        }
+        r.artifact("students", &args.out, Some(&out_arg))?;
+    }
+    crate::runs::finish(run)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
         return Ok(());

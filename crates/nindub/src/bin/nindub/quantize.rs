@@ -25,6 +25,16 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     use nindub::compress::qmodel::{self, Quantizer};
     let path = assets::resolve(input)?;
     let quantizer = Quantizer::parse(scheme)?;
+    let mut run = crate::runs::begin(
+        "alchemy-of-compression",
+        &format!("quantize {scheme} {input}"),
+        &[],
+    )?;
+    if let Some(r) = run.as_mut() {
+        r.input("model", &path, Some(input))?
+            .param("scheme", scheme)
+            .param("input", input);
+    }
     if let Some(output) = output {
         let Quantizer::Ours(scheme) = quantizer else {
             anyhow::bail!("GGUF export takes one of the Codex's schemes (int8-g32, int4-g32)");
@@ -44,7 +54,17 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             "nindub: quantized in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        return Ok(());
+        if let Some(rec) = run.as_mut() {
+            rec.metric("tensors_quantized", r.quantized as f64, 0)
+                .metric("file_bytes", r.file_bytes as f64, 0)
+                .metric("max_dequant_diff", f64::from(r.max_dequant_diff), 0)
+                .artifact(
+                    "output",
+                    output,
+                    args.output.as_ref().and_then(|o| o.to_str()),
+                )?;
+        }
+        return crate::runs::finish(run);
     }
     let device = candle_core::Device::Cpu;
     let safetensors = path.extension().is_some_and(|e| e == "safetensors");
@@ -71,6 +91,20 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         "{:<48} {:>10} {:>8} {:>10}",
         "tensor", "values", "bits/w", "SQNR dB"
     );
+    if let Some(rec) = run.as_mut() {
+        rec.metric("bits_per_weight", report.bits_per_weight(), 0)
+            .metric("sqnr_db", report.sqnr_db(), 0);
+        // Metrics over steps: one step per tensor, in file order.
+        for (i, t) in report.tensors.iter().enumerate() {
+            if t.noise > 0.0 {
+                rec.metric(
+                    "tensor_sqnr_db",
+                    10.0 * (t.signal / t.noise).log10(),
+                    i as u64,
+                );
+            }
+        }
+    }
     for t in &report.tensors {
         let sqnr = if t.noise > 0.0 {
             format!("{:.1}", 10.0 * (t.signal / t.noise).log10())
@@ -85,5 +119,5 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             sqnr
         );
     }
-    Ok(())
+    crate::runs::finish(run)
 }

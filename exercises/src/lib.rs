@@ -24,6 +24,14 @@ pub mod apprentice;
 pub mod apprentice;
 
 #[cfg(not(feature = "solutions"))]
+#[path = "engineer/mod.rs"]
+pub mod engineer;
+
+#[cfg(feature = "solutions")]
+#[path = "../solutions/engineer/mod.rs"]
+pub mod engineer;
+
+#[cfg(not(feature = "solutions"))]
 #[path = "archmage/mod.rs"]
 pub mod archmage;
 

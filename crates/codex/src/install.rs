@@ -21,6 +21,10 @@ pub const PYTHON_PACKAGES: &[&str] = &[
     "openai==3.57.0",
 ];
 
+/// The Golden Triangle's real tools, in a Python environment of their own
+/// (their dependencies are many and pinned differently from Jupyter's).
+pub const TRACK_PACKAGES: &[&str] = &["mlflow==3.17.2", "dvc==3.67.1"];
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Group {
     /// Everything below.
@@ -31,6 +35,8 @@ pub enum Group {
     Notebooks,
     /// Chromium and Playwright, for checking the built book.
     Browser,
+    /// MLflow and DVC (The Golden Triangle).
+    Track,
 }
 
 /// `$CODEX_HOME`, else `~/.cache/codex`.
@@ -67,10 +73,14 @@ pub fn setup(group: Group) -> Result<()> {
             book_tools()?;
             notebook_tools()?;
             browser()?;
+            track_tools()?;
         }
         Group::Book => book_tools()?,
         Group::Notebooks => notebook_tools()?,
         Group::Browser => browser()?,
+        Group::Track => {
+            track_tools()?;
+        }
     }
     Ok(())
 }
@@ -99,6 +109,56 @@ pub fn notebook_tools() -> Result<()> {
         &dir.join("kernel.json"),
         &serde_json::to_string_pretty(&spec)?,
     )
+}
+
+/// The environment holding `mlflow` and `dvc`.
+pub fn track_venv() -> PathBuf {
+    home().join("venv-track")
+}
+
+/// Installs MLflow and DVC (pinned) into [`track_venv`] when missing, and
+/// returns its `bin` folder.
+pub fn track_tools() -> Result<PathBuf> {
+    let bin = track_venv().join("bin");
+    let py = bin.join("python");
+    let probe = "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2' and m.version('dvc') == '3.67.1'";
+    if py.exists()
+        && bin.join("mlflow").exists()
+        && bin.join("dvc").exists()
+        && Command::new(&py)
+            .args(["-c", probe])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return Ok(bin);
+    }
+    if !py.exists() {
+        say(&format!(
+            "creating the Python environment {} for MLflow and DVC (once)",
+            track_venv().display()
+        ));
+        run(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(track_venv()),
+            "python3 -m venv",
+        )
+        .context("python3 with the venv module is required")?;
+    }
+    say("installing MLflow and DVC with pip (once; a few minutes)");
+    run(
+        Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+            ])
+            .args(TRACK_PACKAGES),
+        "pip install (MLflow, DVC)",
+    )?;
+    Ok(bin)
 }
 
 /// Chromium from Debian, and Playwright in the venv.

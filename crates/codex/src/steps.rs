@@ -682,6 +682,34 @@ pub fn clients() -> Result<()> {
     Ok(())
 }
 
+/// The Golden Triangle against the real tools: MLflow and DVC installed in
+/// their environment, then the integration test that starts its own MLflow
+/// server and DVC repository, records a run, reads it back, breaks its
+/// timeline and reproduces it from its commit and data hashes.
+pub fn golden_triangle() -> Result<()> {
+    let bin = install::track_tools()?;
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "nindub",
+        "--test",
+        "golden_triangle",
+        "--",
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("CODEX_TRACK_BIN", &bin);
+    if std::env::var_os("NINDUB_CORPUS").is_none()
+        && let Some(c) = default_corpus()
+    {
+        cmd.env("NINDUB_CORPUS", c);
+    }
+    run(&mut cmd, "the golden triangle's test (MLflow, DVC)")
+}
+
 /// A fresh scratch directory under the system's temporary directory.
 fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("codex-clients-{}", std::process::id()));
@@ -775,6 +803,7 @@ pub fn test_all() -> Result<()> {
         ("notebooks execute", Box::new(|| notebooks(&[]))),
         ("book in the browser", Box::new(check_book)),
         ("real clients of the server", Box::new(clients)),
+        ("golden triangle", Box::new(golden_triangle)),
     ];
     let started = Instant::now();
     let mut report = vec![];

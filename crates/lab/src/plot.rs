@@ -370,3 +370,60 @@ impl Heatmap {
         Ok(Svg(svg))
     }
 }
+
+// ANCHOR: lineage
+/// One run's lineage as boxes and arrows, left to right: each stage a
+/// title and a few lines (commit → data → run → artifact).
+pub fn lineage(stages: &[(&str, Vec<String>)]) -> Result<Svg> {
+    let (w, h) = (960u32, 172u32);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        let fail = |e: &dyn std::fmt::Display| Error::invalid("plot", e.to_string());
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let n = stages.len().max(1) as i32;
+        let gap = 34;
+        let bw = (w as i32 - gap * (n + 1)) / n;
+        let (top, bh) = (40, 112);
+        for (i, (title, lines)) in stages.iter().enumerate() {
+            let x = gap + i as i32 * (bw + gap);
+            let color = PALETTE[i % PALETTE.len()];
+            root.draw(&Rectangle::new(
+                [(x, top), (x + bw, top + bh)],
+                ShapeStyle::from(&color).stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?;
+            root.draw(&Text::new(
+                title.to_string(),
+                (x + 8, top - 24),
+                ("sans-serif", 17).into_font().color(&color),
+            ))
+            .map_err(|e| fail(&e))?;
+            for (j, line) in lines.iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (x + 8, top + 12 + 22 * j as i32),
+                    ("monospace", 12).into_font().color(&BLACK),
+                ))
+                .map_err(|e| fail(&e))?;
+            }
+            if i + 1 < stages.len() {
+                let (ax, ay) = (x + bw + 4, top + bh / 2);
+                let bx = ax + gap - 8;
+                root.draw(&PathElement::new(
+                    vec![(ax, ay), (bx, ay)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(|e| fail(&e))?;
+                root.draw(&Polygon::new(
+                    vec![(bx + 6, ay), (bx - 2, ay - 6), (bx - 2, ay + 6)],
+                    BLACK.filled(),
+                ))
+                .map_err(|e| fail(&e))?;
+            }
+        }
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(Svg(svg))
+}
+// ANCHOR_END: lineage

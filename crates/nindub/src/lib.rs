@@ -23,7 +23,8 @@
 //!
 //! Dependencies point one way: `ggml` and `stream` know nothing of the
 //! decoders; `model` uses both; `compress`, `distill` and `serve` use
-//! `model`; `search` knows only an embedding function. The book's own support (its result generators, plots, the
+//! `model`; `search` knows only an embedding function; `track` knows files,
+//! git and MLflow, and nothing of models. The book's own support (its result generators, plots, the
 //! digits experiment, the seed's tables) is in the `lab` crate, which
 //! depends on this one and never the reverse.
 //!

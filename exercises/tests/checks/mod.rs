@@ -4,6 +4,7 @@
 
 pub mod alchemy_of_compression;
 pub mod cantrip_and_ritual;
+pub mod golden_triangle;
 pub mod mana_crystal;
 pub mod nindub;
 pub mod speaking_stone;

@@ -13,6 +13,7 @@ use anyhow::Result;
 pub mod alchemy_of_compression;
 pub mod cantrip_and_ritual;
 pub mod embedding_search;
+pub mod golden_triangle;
 pub mod layer_streamed;
 pub mod mana_crystal;
 #[cfg(feature = "serve")]
@@ -70,6 +71,12 @@ pub const GENERATORS: &[Generator] = &[
         dir: "speaking-stone",
         reads_corpus: false,
         generate: speaking_stone::generate,
+    },
+    Generator {
+        name: "golden_triangle",
+        dir: "golden-triangle",
+        reads_corpus: true,
+        generate: golden_triangle::generate,
     },
     Generator {
         name: "layer_streamed",

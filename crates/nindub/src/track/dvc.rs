@@ -188,14 +188,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()>
 
 /// A `.dvc` pointer file: the one output DVC tracks, as it writes it.
 pub fn pointer_yaml(path_name: &str, hash: &DataHash) -> String {
-    let mut s = format!(
-        "outs:\n- md5: {}\n  size: {}\n  hash: md5\n",
-        hash.md5, hash.size
-    );
+    let mut s = format!("outs:\n- md5: {}\n  size: {}\n", hash.md5, hash.size);
     if let Some(n) = hash.nfiles {
         s.push_str(&format!("  nfiles: {n}\n"));
     }
-    s.push_str(&format!("  path: {path_name}\n"));
+    s.push_str(&format!("  hash: md5\n  path: {path_name}\n"));
     s
 }
 

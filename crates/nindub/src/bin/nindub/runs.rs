@@ -247,12 +247,12 @@ fn list(journal: &Journal) -> Result<()> {
         );
     }
     println!(
-        "{:<10} {:<20} {:<16} {:<34} {}",
-        "run", "experiment", "code", "first input (DVC md5)", "name"
+        "{:<10} {:<24} {:<16} {:<38} name",
+        "run", "experiment", "code", "first input (DVC md5)"
     );
     for r in &read.records {
         println!(
-            "{:<10} {:<20} {:<16} {:<34} {}",
+            "{:<10} {:<24} {:<16} {:<38} {}",
             short(r),
             r.experiment,
             r.short_commit(),
@@ -395,37 +395,17 @@ fn reproduce(
         replace(&art.arg, &work.join("out").join(&art.name).join(file));
     }
 
-    // The code, built at its commit.
+    // The code, built at its commit, in the target folder this binary was
+    // built in (its dependencies are compiled there already).
     eprintln!(
         "nindub: building nindub at {} (cargo build -p nindub)",
         &git.commit[..12]
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
+        .or_else(own_target_dir)
         .unwrap_or_else(|| repo.join("target"));
-    let out = Command::new("cargo")
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "nindub",
-            "--bin",
-            "nindub",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(&tree.dir)
-        .env("CARGO_TARGET_DIR", &target)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running cargo (is the Rust toolchain installed?)")?;
-    if !out.status.success() {
-        bail!("cargo build at commit {} failed", git.commit);
-    }
-    let exe = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .context("cargo build reported no nindub executable")?;
+    let exe = build_at(&tree.dir, &target, &work)?;
 
     // The rerun, recorded in a journal of its own.
     let journal = Journal::new(work.join("rerun.jsonl"));
@@ -478,3 +458,65 @@ fn reproduce(
     Ok(())
 }
 // ANCHOR_END: reproduce
+
+/// `TARGET` when this binary is `TARGET/PROFILE/nindub`.
+fn own_target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let profile = exe.parent()?;
+    let target = profile.parent()?;
+    target
+        .join("CACHEDIR.TAG")
+        .exists()
+        .then(|| target.to_path_buf())
+}
+
+/// Builds `nindub` in the worktree `dir` with `target` as cargo's target
+/// folder, and returns a copy of the executable kept in `work`. Cargo
+/// links the new executable to `target/PROFILE/nindub`, where the user's
+/// own build lives: that file is put back as it was, so the user's
+/// `nindub` is still theirs after a reproduction.
+fn build_at(dir: &Path, target: &Path, work: &Path) -> Result<PathBuf> {
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "nindub",
+        "--bin",
+        "nindub",
+        "--message-format=json-render-diagnostics",
+    ])
+    .current_dir(dir)
+    .env("CARGO_TARGET_DIR", target)
+    .stderr(std::process::Stdio::inherit());
+    let linked = target.join("debug").join("nindub");
+    let saved = work.join("nindub-before");
+    let had = std::fs::copy(&linked, &saved).is_ok();
+    let out = cmd
+        .output()
+        .context("running cargo (is the Rust toolchain installed?)");
+    let exe = out.and_then(|out| {
+        if !out.status.success() {
+            bail!("cargo build in {} failed", dir.display());
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+            .context("cargo build reported no nindub executable")
+    });
+    let kept = work.join("nindub-at-commit");
+    let copied = exe.and_then(|exe| {
+        std::fs::copy(&exe, &kept)
+            .map(drop)
+            .context("copying the rebuilt nindub")
+    });
+    if had {
+        let back = linked.with_extension("restoring");
+        std::fs::copy(&saved, &back)
+            .and_then(|_| std::fs::rename(&back, &linked))
+            .with_context(|| format!("putting {} back", linked.display()))?;
+    }
+    copied?;
+    Ok(kept)
+}

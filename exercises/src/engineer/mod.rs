@@ -1,0 +1,3 @@
+//! Part II · Engineer.
+
+pub mod golden_triangle;

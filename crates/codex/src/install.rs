@@ -119,46 +119,9 @@ pub fn track_venv() -> PathBuf {
 /// Installs MLflow and DVC (pinned) into [`track_venv`] when missing, and
 /// returns its `bin` folder.
 pub fn track_tools() -> Result<PathBuf> {
-    let bin = track_venv().join("bin");
-    let py = bin.join("python");
     let probe = "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2' and m.version('dvc') == '3.67.1'";
-    if py.exists()
-        && bin.join("mlflow").exists()
-        && bin.join("dvc").exists()
-        && Command::new(&py)
-            .args(["-c", probe])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    {
-        return Ok(bin);
-    }
-    if !py.exists() {
-        say(&format!(
-            "creating the Python environment {} for MLflow and DVC (once)",
-            track_venv().display()
-        ));
-        run(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(track_venv()),
-            "python3 -m venv",
-        )
-        .context("python3 with the venv module is required")?;
-    }
-    say("installing MLflow and DVC with pip (once; a few minutes)");
-    run(
-        Command::new(&py)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--quiet",
-            ])
-            .args(TRACK_PACKAGES),
-        "pip install (MLflow, DVC)",
-    )?;
-    Ok(bin)
+    pip_env(&track_venv(), TRACK_PACKAGES, probe, "MLflow, DVC")?;
+    Ok(track_venv().join("bin"))
 }
 
 /// Chromium from Debian, and Playwright in the venv.
@@ -232,8 +195,19 @@ fn cargo_tool(krate: &str, version: &str, bin: &str) -> Result<()> {
 
 /// Creates the venv and installs the pinned packages when they are missing.
 fn python_env() -> Result<()> {
-    let py = python();
     let probe = "import nbclient, nbformat, jupyter_client, playwright, openai";
+    pip_env(
+        &venv(),
+        PYTHON_PACKAGES,
+        probe,
+        "Jupyter client, Playwright, openai",
+    )
+}
+
+/// A Python environment at `dir` with `packages`, unless `probe` (a line
+/// of Python) already succeeds in it.
+fn pip_env(dir: &Path, packages: &[&str], probe: &str, what: &str) -> Result<()> {
+    let py = dir.join("bin").join("python");
     if py.exists()
         && Command::new(&py)
             .args(["-c", probe])
@@ -245,14 +219,15 @@ fn python_env() -> Result<()> {
     if !py.exists() {
         say(&format!(
             "creating the Python environment {} (once)",
-            venv().display()
+            dir.display()
         ));
         run(
-            Command::new("python3").args(["-m", "venv"]).arg(venv()),
+            Command::new("python3").args(["-m", "venv"]).arg(dir),
             "python3 -m venv",
         )
         .context("python3 with the venv module is required")?;
     }
+    say(&format!("installing {what} with pip (once)"));
     run(
         Command::new(&py)
             .args([
@@ -262,8 +237,8 @@ fn python_env() -> Result<()> {
                 "--disable-pip-version-check",
                 "--quiet",
             ])
-            .args(PYTHON_PACKAGES),
-        "pip install (Jupyter client, Playwright, openai)",
+            .args(packages),
+        &format!("pip install ({what})"),
     )
 }
 

@@ -345,6 +345,18 @@ print(json.dumps({{
     assert!(said.contains("reproduced:"), "{said}");
     assert!(said.contains("ok   artifact output"), "{said}");
     assert!(!said.contains("DIFF"), "{said}");
+
+    // 6. DVC itself restores the pinned version from the remote (its own
+    // cache emptied first), and the timeline is whole again.
+    std::fs::remove_dir_all(ws.join(".dvc/cache")).unwrap();
+    let pointer = format!("{}.dvc", model.display());
+    run(dvc_cmd(&ws).args(["pull", "-q", "--force"]).arg(&pointer));
+    assert_eq!(dvc::hash_file(&model).unwrap().md5, pinned.md5);
+    let whole = run(nindub()
+        .args(["runs", "check", &online.id[..8], "--remote"])
+        .arg(&remote)
+        .env("NINDUB_RUNS", &journal));
+    assert!(text(&whole).contains("bound"), "{}", text(&whole));
 }
 
 fn record_md5<'a>(refs: &'a [nindub::track::record::DataRef], name: &str) -> Option<&'a str> {

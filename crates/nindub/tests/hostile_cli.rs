@@ -244,3 +244,62 @@ fn chat_survives_a_bad_line() {
     // The third line was answered.
     assert!(err.contains("generated in"), "{err}");
 }
+
+/// A journal with a torn line and forged records: listed with the bad line
+/// named, and every forged record refused with a reason, never a panic.
+#[test]
+fn a_forged_journal_is_refused_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("runs.jsonl");
+    let forged = |id: &str, commit: &str, dirty: bool, arg: Option<&str>| {
+        serde_json::json!({
+            "id": id, "experiment": "e", "name": "forged",
+            "command": ["quantize", "--scheme", "int8-g32", "in.gguf", "out.gguf"],
+            "git": {"commit": commit, "dirty": dirty, "root": dir.path()},
+            "inputs": [], "params": {}, "metrics": [],
+            "artifacts": [{"name": "output", "path": "/nonexistent/out.gguf", "arg": arg,
+                           "md5": "0".repeat(32), "size": 1}],
+            "agreement": "exact", "start_ms": 0, "end_ms": 0
+        })
+        .to_string()
+    };
+    let lines = [
+        forged("aaaa0000", "abc", false, Some("out.gguf")),
+        "{\"id\": \"torn".to_string(),
+        forged("bbbb0000", &"f".repeat(40), true, Some("out.gguf")),
+        forged("cccc0000", "é".repeat(20).as_str(), false, None),
+    ];
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let j = journal.to_str().unwrap();
+    let list = nindub(&["runs", "--journal", j, "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(
+        stderr(&list).contains("line 2 is not a record"),
+        "{}",
+        stderr(&list)
+    );
+    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 4);
+    // A commit the repository lacks, a dirty record, a commit that is not
+    // hex, ids that name nothing.
+    refused(
+        &nindub(&["runs", "--journal", j, "reproduce", "aaaa"]),
+        "has no commit abc",
+    );
+    refused(
+        &nindub(&["runs", "--journal", j, "reproduce", "bbbb"]),
+        "uncommitted changes",
+    );
+    refused(
+        &nindub(&["runs", "--journal", j, "check", "cccc"]),
+        "not bound",
+    );
+    refused(
+        &nindub(&["runs", "--journal", j, "show", "dddd"]),
+        "no run dddd",
+    );
+    refused(&nindub(&["runs", "--journal", j, "show", "a"]), "too short");
+    refused(
+        &nindub(&["runs", "hash", "/nonexistent/data"]),
+        "cannot read /nonexistent/data",
+    );
+}

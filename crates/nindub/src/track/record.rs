@@ -202,7 +202,7 @@ impl RunRecord {
         match &self.git {
             Some(g) => format!(
                 "{}{}",
-                &g.commit[..g.commit.len().min(10)],
+                g.commit.get(..10).unwrap_or(&g.commit),
                 if g.dirty { "+dirty" } else { "" }
             ),
             None => "-".into(),

@@ -235,7 +235,7 @@ pub fn run(args: RunsArgs) -> Result<()> {
 }
 
 fn short(r: &RunRecord) -> &str {
-    &r.id[..r.id.len().min(8)]
+    r.id.get(..8).unwrap_or(&r.id)
 }
 
 fn list(journal: &Journal) -> Result<()> {
@@ -381,12 +381,22 @@ fn reproduce(
                     input.hash.md5,
                     input.path.display()
                 );
+                // The recorded path is absolute; the argument may have been
+                // relative to a directory the rerun does not run in.
+                replace(&input.arg, &input.path);
                 continue;
             }
         }
         replace(&input.arg, &dest);
     }
     for art in &rec.artifacts {
+        if art.arg.is_none() {
+            bail!(
+                "artifact `{}` was not named on the run's command line: a rerun would write over {}",
+                art.name,
+                art.path.display()
+            );
+        }
         let file = art
             .path
             .file_name()
@@ -399,7 +409,7 @@ fn reproduce(
     // built in (its dependencies are compiled there already).
     eprintln!(
         "nindub: building nindub at {} (cargo build -p nindub)",
-        &git.commit[..12]
+        abbrev(&git.commit)
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -430,7 +440,7 @@ fn reproduce(
     println!(
         "reproduction of run {} (commit {}, agreement {:?}) as run {}",
         short(rec),
-        &git.commit[..12],
+        abbrev(&git.commit),
         r.agreement,
         short(&rerun)
     );
@@ -458,6 +468,11 @@ fn reproduce(
     Ok(())
 }
 // ANCHOR_END: reproduce
+
+/// A commit's first twelve digits (all of it, when shorter).
+fn abbrev(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
 
 /// `TARGET` when this binary is `TARGET/PROFILE/nindub`.
 fn own_target_dir() -> Option<PathBuf> {

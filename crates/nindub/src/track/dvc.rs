@@ -122,10 +122,17 @@ fn py_json_str(s: &str) -> String {
 }
 // ANCHOR_END: listing
 
-/// A directory's files with their md5s (DVC's listing), and its hash.
-pub fn hash_dir(dir: &Path) -> Result<(DataHash, Vec<Entry>)> {
+/// The regular files under `dir` that DVC would list: (`/`-separated path
+/// relative to `dir`, path).
+pub fn files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut files = vec![];
     walk(dir, dir, &mut files)?;
+    Ok(files)
+}
+
+/// A directory's files with their md5s (DVC's listing), and its hash.
+pub fn hash_dir(dir: &Path) -> Result<(DataHash, Vec<Entry>)> {
+    let files = files(dir)?;
     let mut entries = Vec::with_capacity(files.len());
     let mut size = 0;
     for (relpath, path) in files {

@@ -239,12 +239,7 @@ impl Mlflow {
         self.put_artifact(root, "nindub-run.json", &mut &record_json[..])?;
         for a in &record.artifacts {
             if a.hash.is_dir() {
-                for (rel, _) in dvc::hash_dir(&a.path)?
-                    .1
-                    .iter()
-                    .map(|e| (e.relpath.clone(), ()))
-                {
-                    let path = a.path.join(&rel);
+                for (rel, path) in dvc::files(&a.path)? {
                     let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
                     self.put_artifact(root, &format!("{}/{rel}", a.name), &mut f)?;
                 }

@@ -92,10 +92,7 @@ impl Run {
     pub fn begin(experiment: &str, name: &str, dir: &Path, allow_dirty: bool) -> Result<Run> {
         let git = match GitState::read(dir) {
             Ok(g) => Some(g),
-            Err(e) if allow_dirty => {
-                let _ = e;
-                None
-            }
+            Err(_) if allow_dirty => None,
             Err(e) => {
                 return Err(Error::Unbound {
                     reason: format!("{} is not in a git repository ({e})", dir.display()),

@@ -8,6 +8,7 @@
 //! checkout: the run it records is reproduced from HEAD.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -67,6 +68,9 @@ impl Server {
             .arg("--artifacts-destination")
             .arg(dir.join("artifacts"))
             .args(["--workers", "1"])
+            // Its own process group: the server starts uvicorn and job
+            // runners, and all of them are stopped together.
+            .process_group(0)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -96,6 +100,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

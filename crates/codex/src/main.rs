@@ -53,9 +53,11 @@ enum Command {
     /// Measure speed (release builds) and write the figures into the book:
     /// generation against candle-transformers and llama.cpp, the quantized
     /// kernels, the distillation loss, the HTTP server against in-process
-    /// generation and llama-cpp-python's server.
+    /// generation and llama-cpp-python's server, layer streaming, and the
+    /// container image against a naive one.
     Bench {
-        /// Only these: generation, kernels, loss, serve (default: all).
+        /// Only these: generation, kernels, loss, serve, stream, image
+        /// (default: all).
         only: Vec<String>,
     },
     /// Run the chapters' long experiments (distillation: digits and a

@@ -257,7 +257,7 @@ pub fn figures_bound() -> Result<()> {
 /// (The Transfer of Wisdom), the server (The Speaking Stone), layer
 /// streaming under a budget (NINDUB).
 pub fn bench(only: &[String]) -> Result<()> {
-    let known = ["generation", "kernels", "loss", "serve", "stream"];
+    let known = ["generation", "kernels", "loss", "serve", "stream", "image"];
     if let Some(bad) = only.iter().find(|n| !known.contains(&n.as_str())) {
         bail!("unknown benchmark `{bad}` (known: {})", known.join(", "));
     }
@@ -333,6 +333,30 @@ pub fn bench(only: &[String]) -> Result<()> {
                 ("NINDUB_BIN", bin.as_os_str()),
             ],
         )?;
+    }
+    if wanted("image") {
+        say(
+            "Pocket Worlds: the image and the naive one (release build for musl; a debootstrap the first time)",
+        );
+        let out = Command::new("bash")
+            .arg("deploy/image.sh")
+            .current_dir(root())
+            .output()
+            .context("running deploy/image.sh")?;
+        if !out.status.success() {
+            bail!(
+                "deploy/image.sh failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        let dir = generated_dir().join("pocket-worlds").join(MEASURED_DIR);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(".image.txt.partial");
+        std::fs::write(&tmp, text.as_bytes())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join("image.txt")).context("renaming image.txt into place")?;
     }
     say("the printouts' numbers as figures (the chapters quote them by name)");
     timings(&generated_dir())
@@ -710,6 +734,32 @@ pub fn golden_triangle() -> Result<()> {
     run(&mut cmd, "the golden triangle's test (MLflow, DVC)")
 }
 
+/// The Automated Forge and Pocket Worlds against the real tools: the
+/// workflow through actionlint, the Dockerfile through hadolint, then the
+/// image built without a registry and checked (`deploy/image.sh`: static
+/// binary, one layer holding it alone, non-root, no shell, it runs).
+pub fn forge() -> Result<()> {
+    let bin = install::forge_tools()?;
+    run(
+        Command::new(bin.join("actionlint"))
+            .arg("-color=false")
+            .current_dir(root()),
+        "actionlint (.github/workflows)",
+    )?;
+    run(
+        Command::new(bin.join("hadolint"))
+            .arg("deploy/Dockerfile")
+            .current_dir(root()),
+        "hadolint (deploy/Dockerfile)",
+    )?;
+    run(
+        Command::new("bash")
+            .args(["deploy/image.sh", "--no-naive"])
+            .current_dir(root()),
+        "the image, built and run (deploy/image.sh)",
+    )
+}
+
 /// A fresh scratch directory under the system's temporary directory.
 fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("codex-clients-{}", std::process::id()));
@@ -804,6 +854,7 @@ pub fn test_all() -> Result<()> {
         ("book in the browser", Box::new(check_book)),
         ("real clients of the server", Box::new(clients)),
         ("golden triangle", Box::new(golden_triangle)),
+        ("forge and pocket worlds", Box::new(forge)),
     ];
     let started = Instant::now();
     let mut report = vec![];

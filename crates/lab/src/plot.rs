@@ -427,3 +427,75 @@ pub fn lineage(stages: &[(&str, Vec<String>)]) -> Result<Svg> {
     Ok(Svg(svg))
 }
 // ANCHOR_END: lineage
+
+// ANCHOR: sequence
+/// A sequence diagram: one lifeline per participant, and each message an
+/// arrow from one lifeline to another, top to bottom, labelled (a message
+/// to oneself is a note beside the lifeline).
+pub fn sequence(participants: &[&str], messages: &[(usize, usize, String)]) -> Result<Svg> {
+    let (w, row, top) = (960i32, 34i32, 70i32);
+    let h = top + row * messages.len() as i32 + 30;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32)).into_drawing_area();
+        let fail = |e: &dyn std::fmt::Display| Error::invalid("plot", e.to_string());
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let n = participants.len().max(1) as i32;
+        let x = |i: usize| w / (2 * n) + i as i32 * (w / n);
+        for (i, name) in participants.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let bw = 8 * name.len() as i32 + 20;
+            root.draw(&Rectangle::new(
+                [(x(i) - bw / 2, 12), (x(i) + bw / 2, 44)],
+                ShapeStyle::from(&color).stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?;
+            root.draw(&Text::new(
+                name.to_string(),
+                (x(i) - bw / 2 + 10, 20),
+                ("sans-serif", 15).into_font().color(&color),
+            ))
+            .map_err(|e| fail(&e))?;
+            root.draw(&PathElement::new(
+                vec![(x(i), 44), (x(i), h - 10)],
+                ShapeStyle::from(&RGBColor(170, 170, 170)).stroke_width(1),
+            ))
+            .map_err(|e| fail(&e))?;
+        }
+        for (k, (from, to, label)) in messages.iter().enumerate() {
+            let y = top + row * k as i32;
+            let (a, b) = (x(*from), x(*to));
+            if from == to {
+                root.draw(&Text::new(
+                    label.clone(),
+                    (a + 8, y - 6),
+                    ("monospace", 12)
+                        .into_font()
+                        .color(&PALETTE[*from % PALETTE.len()]),
+                ))
+                .map_err(|e| fail(&e))?;
+                continue;
+            }
+            root.draw(&PathElement::new(
+                vec![(a, y), (b, y)],
+                BLACK.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?;
+            let dir = if b > a { -1 } else { 1 };
+            root.draw(&Polygon::new(
+                vec![(b, y), (b + 9 * dir, y - 5), (b + 9 * dir, y + 5)],
+                BLACK.filled(),
+            ))
+            .map_err(|e| fail(&e))?;
+            root.draw(&Text::new(
+                label.clone(),
+                (a.min(b) + 8, y - 16),
+                ("monospace", 12).into_font().color(&BLACK),
+            ))
+            .map_err(|e| fail(&e))?;
+        }
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(Svg(svg))
+}
+// ANCHOR_END: sequence

@@ -13,6 +13,7 @@
 //! | [`distill`] | The Transfer of Wisdom | the distillation loss, soft targets, students and their training |
 //! | [`serve`] | The Speaking Stone | an OpenAI-compatible HTTP service (features `server`, `client`) |
 //! | [`track`] | The Golden Triangle | run records bound to a git commit and DVC data hashes; a journal; MLflow over REST; reproduction |
+//! | [`federation`] | The Automated Forge | OIDC tokens verified (JWKS, rotation, skew), trust policies, the exchange, short-lived credentials, a local identity provider |
 //! | [`stream`] | NINDUB | model files, placement under a byte budget, layer streaming, shards, synthetic models |
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
@@ -24,7 +25,8 @@
 //! Dependencies point one way: `ggml` and `stream` know nothing of the
 //! decoders; `model` uses both; `compress`, `distill` and `serve` use
 //! `model`; `search` knows only an embedding function; `track` knows files,
-//! git and MLflow, and nothing of models. The book's own support (its result generators, plots, the
+//! git and MLflow, and nothing of models; `federation` knows tokens, keys
+//! and policies, and `serve` uses it to check credentials. The book's own support (its result generators, plots, the
 //! digits experiment, the seed's tables) is in the `lab` crate, which
 //! depends on this one and never the reverse.
 //!
@@ -37,6 +39,7 @@ pub mod compress;
 pub mod corpus;
 pub mod distill;
 pub mod error;
+pub mod federation;
 pub mod fsx;
 pub mod ggml;
 pub mod model;

@@ -1,3 +1,4 @@
 //! Part II · Engineer.
 
+pub mod automated_forge;
 pub mod golden_triangle;

@@ -3,6 +3,7 @@
 //! wrong; its messages say what was expected.
 
 pub mod alchemy_of_compression;
+pub mod automated_forge;
 pub mod cantrip_and_ritual;
 pub mod golden_triangle;
 pub mod mana_crystal;

@@ -11,6 +11,8 @@ use std::path::Path;
 use anyhow::Result;
 
 pub mod alchemy_of_compression;
+#[cfg(feature = "serve")]
+pub mod automated_forge;
 pub mod cantrip_and_ritual;
 pub mod embedding_search;
 pub mod golden_triangle;
@@ -77,6 +79,12 @@ pub const GENERATORS: &[Generator] = &[
         dir: "golden-triangle",
         reads_corpus: true,
         generate: golden_triangle::generate,
+    },
+    Generator {
+        name: "automated_forge",
+        dir: "automated-forge",
+        reads_corpus: false,
+        generate: automated_forge::generate,
     },
     Generator {
         name: "layer_streamed",

@@ -33,6 +33,7 @@ const BENCHES: &[(&str, &str, &str, Reader)] = &[
     ("transfer-of-wisdom", "wisdom.bench", "loss.txt", loss),
     ("speaking-stone", "stone.bench", "serve.txt", serve),
     ("nindub", "nindub.bench", "stream.txt", stream),
+    ("pocket-worlds", "pocket.bench", "image.txt", image),
 ];
 
 /// Reads a printout (its folder, its text) into figures named `PREFIX.…`.
@@ -288,6 +289,22 @@ fn loss(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             columns,
             &values,
         )?;
+    }
+    Ok(())
+}
+
+/// `deploy/image.sh`: the binary, the runtime image and the naive one, in
+/// MB, and their ratio.
+fn image(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
+    for line in text.lines() {
+        let Some((label, values)) = row(line) else {
+            continue;
+        };
+        let name = label.split(" (").next().unwrap_or(&label);
+        let unit = if name.contains('/') { "" } else { "MB" };
+        let key = figure_key(&name.replace('/', "over"));
+        let (value, text) = &values[0];
+        figs.add(&format!("{prefix}.{key}"), *value, unit, text.clone());
     }
     Ok(())
 }

@@ -43,4 +43,4 @@ pub mod sse;
 mod web;
 
 #[cfg(feature = "server")]
-pub use server::{ServeConfig, Server};
+pub use server::{SCOPE_INFERENCE, SCOPE_METRICS, ServeConfig, Server};

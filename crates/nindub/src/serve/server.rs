@@ -29,6 +29,7 @@ use super::protocol::{ApiError, Input, Limits};
 use super::queue::{Event, Job, Queue, Summary, TokenInfo};
 use super::{protocol, queue, web};
 use crate::error::{Error, Result};
+use crate::federation::CredentialCheck;
 use crate::model::generate::{GenerateConfig, Generator};
 use crate::model::tokenizer::{GgufTokenizer, Message};
 
@@ -42,6 +43,10 @@ pub struct ServeConfig {
     /// How many requests may wait while one is generated.
     pub queue: usize,
     pub api_key: Option<String>,
+    /// Instead of a key: short-lived credentials minted by a trusted
+    /// exchange (The Automated Forge), checked on every request for
+    /// signature, audience, expiry and the route's scope.
+    pub credentials: Option<CredentialCheck>,
     /// Origins allowed to call from a browser page elsewhere (none: CORS off).
     pub cors_origins: Vec<String>,
     pub max_body_bytes: usize,
@@ -73,6 +78,7 @@ impl ServeConfig {
             model_id: model_id.into(),
             queue: 8,
             api_key: None,
+            credentials: None,
             cors_origins: vec![],
             max_body_bytes: 1 << 20,
             max_prompt_tokens: 4096,
@@ -112,9 +118,20 @@ impl ServeConfig {
                 "the key is empty: no client could send it (omit it for a keyless server)",
             ));
         }
+        if self.api_key.is_some() && self.credentials.is_some() {
+            return Err(Error::invalid(
+                "server access",
+                "both an API key and trusted credentials are set: choose one (a static key would undo what short-lived credentials buy)",
+            ));
+        }
         Ok(())
     }
 }
+
+/// The scope a credential needs for the `/v1` routes.
+pub const SCOPE_INFERENCE: &str = "inference";
+/// The scope a credential needs for `/metrics`.
+pub const SCOPE_METRICS: &str = "metrics";
 
 struct AppState {
     model_id: String,
@@ -122,6 +139,7 @@ struct AppState {
     queue: Arc<Queue>,
     metrics: Arc<Metrics>,
     key: Option<ApiKey>,
+    credentials: Option<CredentialCheck>,
     limits: Limits,
     max_body_bytes: usize,
     timeout: Duration,
@@ -161,6 +179,7 @@ impl Server {
             queue: queue.clone(),
             metrics: metrics.clone(),
             key: cfg.api_key.as_deref().map(ApiKey::new),
+            credentials: cfg.credentials.clone(),
             limits: Limits {
                 max_tokens: cfg.max_tokens,
                 max_prompt_tokens: cfg.max_prompt_tokens.min(context.saturating_sub(1)),
@@ -329,28 +348,49 @@ async fn guard_request(State(s): State<Shared>, req: HttpRequest, next: Next) ->
     response
 }
 
-/// With a key set, every `/v1` route (and `/metrics`, unless public) needs
-/// `Authorization: Bearer KEY`.
+// ANCHOR: access
+/// With a key or trusted credentials set, every `/v1` route (and
+/// `/metrics`, unless public) needs `Authorization: Bearer KEY` or a
+/// credential whose scope covers the route, checked now, on this request.
 async fn require_key(State(s): State<Shared>, req: HttpRequest, next: Next) -> Response {
-    if let Some(key) = &s.key {
-        let header = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|h| h.to_str().ok());
-        if !key.verify_header(header) {
-            let mut r = error(ApiError::new(
-                401,
-                "authentication_error",
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let refused = if let Some(key) = &s.key {
+        (!key.verify_header(header)).then(|| {
+            (
                 "invalid_api_key",
-                "a valid API key is required: send `Authorization: Bearer KEY`",
-            ));
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
+                "a valid API key is required: send `Authorization: Bearer KEY`".to_string(),
+            )
+        })
+    } else if let Some(check) = &s.credentials {
+        let scope = if req.uri().path() == "/metrics" {
+            SCOPE_METRICS
+        } else {
+            SCOPE_INFERENCE
+        };
+        check
+            .check(header, scope, crate::federation::now())
+            .err()
+            .map(|r| {
+                (
+                    "invalid_credential",
+                    format!("credential refused ({}): {r}", r.kind()),
+                )
+            })
+    } else {
+        None
+    };
+    if let Some((code, message)) = refused {
+        let mut r = error(ApiError::new(401, "authentication_error", code, message));
+        r.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
     }
     next.run(req).await
 }
+// ANCHOR_END: access
 
 // === Routes ===
 

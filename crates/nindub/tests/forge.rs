@@ -114,6 +114,28 @@ fn keys_come_by_discovery_and_a_rotation_is_followed() {
     assert_eq!(cache.fetches, 1);
     verifier.verify(&token, &mut cache, t).unwrap();
     assert_eq!(cache.fetches, 1, "a known kid is served from the cache");
+    // The provider's P-256 key: an ES256 token verifies the same way.
+    let es256 = svc
+        .with(|p| {
+            p.sign_with(
+                "ec-1",
+                &job().claims(&issuer, "nindub-exchange", t, 300).unwrap(),
+            )
+        })
+        .unwrap();
+    let claims = verifier.verify(&es256, &mut cache, t).unwrap();
+    assert_eq!(claims.sub, format!("repo:{REPO}:environment:production"));
+    // An ES256 verifier alone refuses the RS256 token by its algorithm.
+    let es_only = Verifier {
+        algorithms: vec![nindub::federation::verify::Algorithm::ES256],
+        ..verifier.clone()
+    };
+    assert_eq!(
+        es_only.verify(&token, &mut cache, t).unwrap_err().kind(),
+        "algorithm"
+    );
+    es_only.verify(&es256, &mut cache, t).unwrap();
+    assert_eq!(cache.fetches, 1);
     let new_kid = svc.with(|p| p.rotate()).unwrap();
     let rotated = svc.with(|p| p.issue(&job(), "nindub-exchange", t)).unwrap();
     let claims = verifier.verify(&rotated, &mut cache, t).unwrap();

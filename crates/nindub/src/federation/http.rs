@@ -1,5 +1,5 @@
-//! A small axum service on a background thread, stopped when dropped: what
-//! the identity provider and the exchange both are.
+//! The identity provider and the exchange as small axum services
+//! ([`crate::service`]), stopped when dropped.
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -23,38 +23,20 @@ pub struct Running {
 impl Running {
     pub(crate) fn spawn(listener: TcpListener, app: Router, ctrl_c: bool) -> Result<Self> {
         let addr = listener.local_addr().map_err(|e| Error::io("socket", e))?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("nindub-{addr}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let stop = async move {
-                        tokio::select! {
-                            _ = rx => {}
-                            _ = async {
-                                if ctrl_c {
-                                    let _ = tokio::signal::ctrl_c().await;
-                                } else {
-                                    std::future::pending::<()>().await;
-                                }
-                            } => {}
-                        }
-                    };
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stop)
-                        .await
-                })
-            })
-            .map_err(|e| Error::io("thread", e))?;
+        let spawned = crate::service::spawn(
+            &format!("nindub-{addr}"),
+            listener,
+            ctrl_c,
+            |listener, stop| async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            },
+        )?;
         Ok(Running {
             addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            shutdown: Some(spawned.shutdown),
+            thread: Some(spawned.thread),
         })
     }
 

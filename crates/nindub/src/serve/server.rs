@@ -198,39 +198,20 @@ impl Server {
         };
         let conn_metrics = metrics.clone();
         let worker = queue::spawn_worker(generator, queue.clone(), metrics);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let ctrl_c = cfg.stop_on_ctrl_c;
-        let http = std::thread::Builder::new()
-            .name("nindub-http".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let stop = async move {
-                        tokio::select! {
-                            _ = rx => {}
-                            _ = async {
-                                if ctrl_c {
-                                    let _ = tokio::signal::ctrl_c().await;
-                                } else {
-                                    std::future::pending::<()>().await;
-                                }
-                            } => eprintln!("nindub: stopping"),
-                        }
-                    };
-                    connections::serve(listener, app, limits, conn_metrics, stop).await;
-                    Ok(())
-                })
-            })
-            .map_err(|e| Error::io("a thread for the HTTP server", e))?;
+        let spawned = crate::service::spawn(
+            "nindub-http",
+            listener,
+            cfg.stop_on_ctrl_c,
+            move |listener, stop| async move {
+                connections::serve(listener, app, limits, conn_metrics, stop).await;
+                Ok(())
+            },
+        )?;
         Ok(Server {
             addr,
             queue,
-            shutdown: Some(tx),
-            http: Some(http),
+            shutdown: Some(spawned.shutdown),
+            http: Some(spawned.thread),
             worker: Some(worker),
         })
     }

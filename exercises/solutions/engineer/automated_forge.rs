@@ -1,5 +1,4 @@
-//! Trials of "The Automated Forge" and "Pocket Worlds": keyless deploys and
-//! the smallest image.
+//! Trials of "The Automated Forge": deploys that carry no key.
 //!
 //! A CI job that deploys needs to prove who it is. The old way is a key
 //! stored in the CI's secrets: it works for everyone who can read it, for as
@@ -9,9 +8,8 @@
 //! credential that lives minutes, if its trust policy says so.
 //!
 //! The trials: read a JWT's claims (trial 1; reading is not trusting), check
-//! its lifetime against a clock that may be off by a little (trial 2), match
-//! the `sub` claim against a policy's pattern (trial 3), and choose what the
-//! runtime stage of a container image must hold (trial 4). The checks
+//! its lifetime against a clock that may be off by a little (trial 2), and
+//! match the `sub` claim against a policy's pattern (trial 3). The checks
 //! compare your answers with the engine's own (`nindub::federation`), on
 //! tokens its local identity provider signs.
 // The stubs do not use their arguments yet: that is your job.
@@ -91,48 +89,4 @@ pub fn sub_matches(pattern: &str, sub: &str) -> bool {
         }
     }
     p[i..].iter().all(|&c| c == b'*')
-}
-
-/// What a file of the build stage is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Executable { static_linked: bool },
-    SharedLibrary,
-    Loader,
-    Certificates,
-    Toolchain,
-    Shell,
-    Source,
-}
-
-/// One file of the build stage, and whether the entrypoint uses it.
-#[derive(Clone, Copy, Debug)]
-pub struct Item {
-    pub path: &'static str,
-    pub kind: Kind,
-    pub needed: bool,
-}
-
-/// Trial 4. The runtime stage's contents.
-pub fn runtime_stage(items: &[Item], entrypoint: &str) -> Vec<&'static str> {
-    let dynamic = items.iter().any(|i| {
-        i.path == entrypoint
-            && i.kind
-                == Kind::Executable {
-                    static_linked: false,
-                }
-    });
-    items
-        .iter()
-        .filter(|i| {
-            i.path == entrypoint
-                || match i.kind {
-                    Kind::Loader => dynamic,
-                    Kind::SharedLibrary => dynamic && i.needed,
-                    Kind::Certificates => i.needed,
-                    _ => false,
-                }
-        })
-        .map(|i| i.path)
-        .collect()
 }

@@ -1,5 +1,4 @@
-//! Trials of "The Automated Forge" and "Pocket Worlds": keyless deploys and
-//! the smallest image.
+//! Trials of "The Automated Forge": deploys that carry no key.
 //!
 //! A CI job that deploys needs to prove who it is. The old way is a key
 //! stored in the CI's secrets: it works for everyone who can read it, for as
@@ -9,9 +8,8 @@
 //! credential that lives minutes, if its trust policy says so.
 //!
 //! The trials: read a JWT's claims (trial 1; reading is not trusting), check
-//! its lifetime against a clock that may be off by a little (trial 2), match
-//! the `sub` claim against a policy's pattern (trial 3), and choose what the
-//! runtime stage of a container image must hold (trial 4). The checks
+//! its lifetime against a clock that may be off by a little (trial 2), and
+//! match the `sub` claim against a policy's pattern (trial 3). The checks
 //! compare your answers with the engine's own (`nindub::federation`), on
 //! tokens its local identity provider signs.
 // The stubs do not use their arguments yet: that is your job.
@@ -59,49 +57,4 @@ pub fn within_lifetime(nbf: Option<u64>, exp: u64, now: u64, skew: u64) -> bool 
 /// not match `repo:o/r:ref:refs/heads/main2`.
 pub fn sub_matches(pattern: &str, sub: &str) -> bool {
     todo!("a glob with `*` only; mind the star that must swallow more")
-}
-
-/// What a file of the build stage is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A program; `static_linked` if it needs no loader and no libraries.
-    Executable { static_linked: bool },
-    /// A shared library (`libc.so.6`, `libgcc_s.so.1`, ...).
-    SharedLibrary,
-    /// The dynamic loader (`ld-linux-x86-64.so.2`).
-    Loader,
-    /// TLS root certificates.
-    Certificates,
-    /// A compiler, linker or package manager (`rustc`, `cc`, `apt`).
-    Toolchain,
-    /// A shell (`/bin/sh`).
-    Shell,
-    /// Source code, or build output other than the binary (`target/`).
-    Source,
-}
-
-/// One file of the build stage, and whether the entrypoint uses it when it
-/// runs (what `ldd` and a trace of its run say).
-#[derive(Clone, Copy, Debug)]
-pub struct Item {
-    pub path: &'static str,
-    pub kind: Kind,
-    pub needed: bool,
-}
-
-/// Trial 4. The runtime stage's contents: the paths to copy into a
-/// `FROM scratch` image so that `entrypoint` runs, and nothing more.
-///
-/// The entrypoint itself always. A statically linked entrypoint needs no
-/// loader and no library. A dynamically linked one needs the loader and
-/// the shared libraries it uses (`needed`). Certificates go in when
-/// `needed`. A toolchain, a shell or sources never do, needed or not: an
-/// attacker who gets in should find no compiler and no shell, and the
-/// entrypoint is started in exec form, without a shell. Keep the input's
-/// order.
-///
-/// Example: a static `/nindub` among `/usr/bin/rustc` and `/bin/sh` →
-/// `["/nindub"]`.
-pub fn runtime_stage(items: &[Item], entrypoint: &str) -> Vec<&'static str> {
-    todo!("the entrypoint, then what it needs, never tools, shells or sources")
 }

@@ -2,3 +2,4 @@
 
 pub mod automated_forge;
 pub mod golden_triangle;
+pub mod pocket_worlds;

@@ -8,6 +8,7 @@ pub mod cantrip_and_ritual;
 pub mod golden_triangle;
 pub mod mana_crystal;
 pub mod nindub;
+pub mod pocket_worlds;
 pub mod speaking_stone;
 pub mod transfer_of_wisdom;
 

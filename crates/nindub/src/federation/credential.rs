@@ -221,7 +221,7 @@ impl CredentialCheck {
                 ));
             }
         };
-        let claims = self.verifier.verify(token, &mut self.keys.clone(), now)?;
+        let claims = self.verifier.verify(token, &mut &self.keys, now)?;
         let have = claims.get("scope").unwrap_or_default();
         if !have.split(' ').any(|s| s == scope) {
             return Err(Refusal::Scope {

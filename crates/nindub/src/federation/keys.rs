@@ -48,12 +48,21 @@ impl KeySet {
     }
 }
 
-impl Keys for KeySet {
+/// A fixed set is only read: shared by reference (a server checks every
+/// request against the same set, without copying it).
+impl Keys for &KeySet {
     fn find(&mut self, kid: &str, _now: u64) -> std::result::Result<Jwk, Refusal> {
         self.0
             .find(kid)
             .cloned()
             .ok_or_else(|| Refusal::UnknownKey(kid.into()))
+    }
+}
+
+impl Keys for KeySet {
+    fn find(&mut self, kid: &str, now: u64) -> std::result::Result<Jwk, Refusal> {
+        let mut shared: &KeySet = self;
+        shared.find(kid, now)
     }
 }
 

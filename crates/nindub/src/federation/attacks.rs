@@ -69,20 +69,20 @@ pub fn catalogue(
     push(
         "the same token replayed within its lifetime",
         control.clone(),
-        now + 1,
+        now.saturating_add(1),
         Some("replayed"),
     );
     push(
         "the same token replayed after its lifetime",
         control,
-        now + ttl + skew,
+        now.saturating_add(ttl).saturating_add(skew),
         Some("expired"),
     );
 
     let mut c = claims(job, 2)?;
-    c["iat"] = json!(now.saturating_sub(ttl + 2 * skew));
+    c["iat"] = json!(now.saturating_sub(ttl.saturating_add(skew.saturating_mul(2))));
     c["nbf"] = c["iat"].clone();
-    c["exp"] = json!(now.saturating_sub(2 * skew));
+    c["exp"] = json!(now.saturating_sub(skew.saturating_mul(2)));
     push("an expired token", sign(&c)?, now, Some("expired"));
 
     let mut c = claims(job, 3)?;

@@ -76,7 +76,7 @@ impl Job {
             "jti": random_id()?,
             "iat": now,
             "nbf": now,
-            "exp": now + ttl,
+            "exp": now.saturating_add(ttl),
             "repository": self.repository,
             "repository_owner": owner,
             "ref": self.git_ref,

@@ -466,9 +466,18 @@ pub fn sequence(participants: &[&str], messages: &[(usize, usize, String)]) -> R
             let y = top + row * k as i32;
             let (a, b) = (x(*from), x(*to));
             if from == to {
+                // A note beside its lifeline: to the right, or to the left
+                // where it would run off the picture (monospace 12 is about
+                // 7.3 px a character).
+                let width = (label.chars().count() as f64 * 7.3) as i32;
+                let tx = if a + 8 + width > w - 4 {
+                    (a - 8 - width).max(4)
+                } else {
+                    a + 8
+                };
                 root.draw(&Text::new(
                     label.clone(),
-                    (a + 8, y - 6),
+                    (tx, y - 6),
                     ("monospace", 12)
                         .into_font()
                         .color(&PALETTE[*from % PALETTE.len()]),

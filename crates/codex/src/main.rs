@@ -16,6 +16,7 @@
 
 mod figures;
 mod install;
+mod measure;
 mod steps;
 
 use std::process::ExitCode;
@@ -115,8 +116,8 @@ fn main() -> ExitCode {
         Command::Build => steps::build_book(),
         Command::Test => steps::test_all(),
         Command::Results { check } => steps::results(check),
-        Command::Bench { only } => steps::bench(&only),
-        Command::Experiments => steps::experiments(),
+        Command::Bench { only } => measure::bench(&only),
+        Command::Experiments => measure::experiments(),
         Command::Notebooks { names } => steps::notebooks(&names),
         Command::CheckNotebooks { fix } => steps::check_notebooks(fix),
         Command::CheckBook => steps::check_book(),

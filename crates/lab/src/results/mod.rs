@@ -16,6 +16,8 @@ pub mod automated_forge;
 pub mod cantrip_and_ritual;
 pub mod embedding_search;
 pub mod golden_triangle;
+#[cfg(feature = "serve")]
+pub mod infrastructure_canon;
 pub mod layer_streamed;
 pub mod mana_crystal;
 #[cfg(feature = "serve")]
@@ -85,6 +87,12 @@ pub const GENERATORS: &[Generator] = &[
         dir: "automated-forge",
         reads_corpus: false,
         generate: automated_forge::generate,
+    },
+    Generator {
+        name: "infrastructure_canon",
+        dir: "infrastructure-canon",
+        reads_corpus: true,
+        generate: infrastructure_canon::generate,
     },
     Generator {
         name: "layer_streamed",

@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | `int8-g32` (symmetric) | Q8_0 | f16 `d`, 32 × i8 | `d · q` |
 //! | `int4-g32` (affine) | Q4_1 | f16 `d`, f16 `m`, 16 bytes of nibbles | `d · q + m` |
+//! | `int3-g32`, `int2-g32` (symmetric, crude) | Q8_0 container | f16 `d`, 32 × i8 in −3…3 or −1…1 | `d · q` |
 //!
 //! For Q4_1, `d = S` and `m = −S·Z`; GGML keeps `m` as an f16, so the exact
 //! zero of the Codex's integer `Z` survives only up to the rounding of
@@ -34,7 +35,10 @@ pub fn ggml_type(scheme: &Scheme) -> Option<GgmlDType> {
         return None;
     }
     match (scheme.format.bits, scheme.mode) {
-        (8, Mode::Symmetric) => Some(GgmlDType::Q8_0),
+        // INT3 and INT2 codes (−3…3, −1…1) travel in Q8_0 blocks exactly:
+        // the same f16 scale, the codes as i8. The file is as large as
+        // Q8_0; what it holds is 3 or 2 bits' worth.
+        (8 | 3 | 2, Mode::Symmetric) => Some(GgmlDType::Q8_0),
         (4, Mode::Affine) => Some(GgmlDType::Q4_1),
         _ => None,
     }
@@ -47,7 +51,7 @@ pub fn to_ggml(q: &QTensor) -> Result<(GgmlDType, Vec<u8>)> {
         Error::invalid(
             "GGUF export",
             format!(
-                "scheme {} has no GGML block type (int8-g32 is Q8_0, int4-g32 is Q4_1)",
+                "scheme {} has no GGML block type (int8-g32 is Q8_0, int4-g32 is Q4_1, int3-g32 and int2-g32 travel as Q8_0)",
                 q.scheme
             ),
         )
@@ -106,7 +110,9 @@ pub fn quantize_gguf(
     let dtype = ggml_type(scheme).ok_or_else(|| {
         Error::invalid(
             "GGUF export",
-            format!("scheme {scheme} has no GGML block type (use int8-g32 or int4-g32)"),
+            format!(
+                "scheme {scheme} has no GGML block type (use int8-g32, int4-g32, int3-g32 or int2-g32)"
+            ),
         )
     })?;
     let file = GgufFile::open(input)?;

@@ -113,15 +113,24 @@ pub struct Scheme {
 impl Scheme {
     /// Parses `int8-channel`, `int4-g32`, `int8-tensor-affine`,
     /// `int4-g64-sym`, `int8-channel-mse`, `int8-tensor-p99.9`…:
-    /// `int{8|4}-{tensor|channel|gN}[-sym|-affine][-mse|-pNN]`.
-    /// INT8 defaults to symmetric, INT4 to affine.
+    /// `int{8|4|3|2}-{tensor|channel|gN}[-sym|-affine][-mse|-pNN]`.
+    /// INT4 defaults to affine, the others to symmetric. INT3 and INT2 are
+    /// the crude ones (7 and 3 levels symmetric: −3…3, −1…1), kept a byte
+    /// per code: the Infrastructure Canon serves them to show what a
+    /// degraded model looks like from outside.
     pub fn parse(name: &str) -> Result<Scheme> {
         let bad = |why: String| Error::invalid("quantization scheme", format!("`{name}`: {why}"));
         let mut parts = name.split('-');
         let bits = match parts.next() {
             Some("int8") => 8,
             Some("int4") => 4,
-            other => return Err(bad(format!("expected int8 or int4, got {other:?}"))),
+            Some("int3") => 3,
+            Some("int2") => 2,
+            other => {
+                return Err(bad(format!(
+                    "expected int8, int4, int3 or int2, got {other:?}"
+                )));
+            }
         };
         let granularity = match parts.next() {
             Some("tensor") => Granularity::PerTensor,
@@ -141,10 +150,10 @@ impl Scheme {
                 )));
             }
         };
-        let mut mode = if bits == 8 {
-            Mode::Symmetric
-        } else {
+        let mut mode = if bits == 4 {
             Mode::Affine
+        } else {
+            Mode::Symmetric
         };
         let mut clip = Clip::MinMax;
         for p in parts {
@@ -190,10 +199,10 @@ impl Scheme {
             Granularity::PerGroup { size } => format!("g{size}"),
         };
         let mut s = format!("int{}-{g}", self.format.bits);
-        let default = if self.format.bits == 8 {
-            Mode::Symmetric
-        } else {
+        let default = if self.format.bits == 4 {
             Mode::Affine
+        } else {
+            Mode::Symmetric
         };
         if self.mode != default {
             s.push_str(match self.mode {

@@ -19,7 +19,7 @@ use crate::model::arch::Architecture;
 use crate::model::decoder::Decoder;
 use crate::model::fused::{self, FusedLlama};
 use crate::model::llama::Llama;
-use crate::model::sample::{Sampler, SamplingConfig};
+use crate::model::sample::{Sampler, SamplingConfig, prob_and_entropy};
 use crate::model::tokenizer::{GgufTokenizer, Message};
 use crate::stream::source::ModelSource;
 use crate::stream::streamer::StreamOptions;
@@ -95,6 +95,13 @@ pub struct Step {
     /// The natural log of the chosen token's probability in that same
     /// distribution (what an API reports as `logprob`).
     pub logprob: f32,
+    /// The chosen token's probability in the model's own distribution
+    /// (the softmax of the raw logits, before any sampling setting): what
+    /// quality monitoring watches ([`crate::monitor`]), the same whatever
+    /// temperature a client asked for.
+    pub model_prob: f32,
+    /// The entropy of the model's own distribution, in nats.
+    pub entropy: f32,
 }
 
 /// Why generation ended.
@@ -365,6 +372,7 @@ impl Generator {
             let logprob = probs
                 .get(token as usize)
                 .map_or(f32::NEG_INFINITY, |p| p.ln());
+            let (model_prob, entropy) = prob_and_entropy(&logits, token);
             if token == self.tokenizer.eos && !cfg.ignore_eos {
                 stop_reason = StopReason::EndOfSequence;
                 break;
@@ -388,6 +396,8 @@ impl Generator {
                 piece: self.tokenizer.piece(token),
                 candidates,
                 logprob,
+                model_prob,
+                entropy,
             };
             if let Some(pos) = cfg.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
                 text.truncate(pos);

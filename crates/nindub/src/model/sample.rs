@@ -43,6 +43,33 @@ pub fn entropy(probs: &[f32]) -> f32 {
         .sum()
 }
 
+// ANCHOR: prob_and_entropy
+/// The probability of `token` and the entropy (nats) of `softmax(logits)`,
+/// in one pass and without building the distribution. With `m = max z`,
+/// `Z = Σ exp(zᵢ − m)` and `pᵢ = exp(zᵢ − m)/Z`:
+/// `H = −Σ pᵢ ln pᵢ = ln Z − Σ pᵢ (zᵢ − m)`.
+/// Tokens at −∞ have probability 0 and add nothing.
+pub fn prob_and_entropy(logits: &[f32], token: u32) -> (f32, f32) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return (0.0, 0.0);
+    }
+    let (mut z, mut weighted) = (0f64, 0f64);
+    for &l in logits {
+        let d = (l - max) as f64;
+        let e = d.exp();
+        z += e;
+        if e > 0.0 {
+            weighted += e * d;
+        }
+    }
+    let p = logits
+        .get(token as usize)
+        .map_or(0.0, |&l| ((l - max) as f64).exp() / z);
+    (p as f32, (z.ln() - weighted / z).max(0.0) as f32)
+}
+// ANCHOR_END: prob_and_entropy
+
 // ANCHOR: temperature
 /// Divides every logit by `t`: `t < 1` sharpens the distribution, `t > 1`
 /// flattens it.
@@ -354,6 +381,18 @@ mod tests {
     /// Logits whose softmax is exactly `[0.5, 0.3, 0.15, 0.05]`.
     fn four() -> Vec<f32> {
         [0.5f32, 0.3, 0.15, 0.05].iter().map(|p| p.ln()).collect()
+    }
+
+    #[test]
+    fn prob_and_entropy_agree_with_the_distribution() {
+        let z = [2.0f32, -1.0, 0.5, f32::NEG_INFINITY, 3.0];
+        let p = softmax(&z);
+        let (q, h) = prob_and_entropy(&z, 2);
+        assert!((q - p[2]).abs() < 1e-6, "{q} vs {}", p[2]);
+        assert!((h - entropy(&p)).abs() < 1e-5, "{h} vs {}", entropy(&p));
+        let (_, flat) = prob_and_entropy(&[0.0; 8], 0);
+        assert!((flat - 8f32.ln()).abs() < 1e-6, "uniform over 8: ln 8");
+        assert_eq!(prob_and_entropy(&z, 99).0, 0.0, "a token out of range");
     }
 
     #[test]

@@ -16,6 +16,10 @@ use super::admission::{admit, held_back};
 use super::metrics::Metrics;
 use super::protocol::ApiError;
 use crate::model::generate::{GenerateConfig, Generator, StopReason};
+use crate::monitor::{MonitorConfig, QualityLog, QualityMonitor, RequestRecord, canary};
+
+/// A model waiting to replace the served one ([`super::Server::swap_model`]).
+pub type SwapSlot = Arc<Mutex<Option<Generator>>>;
 
 /// A request, tokenized and checked, waiting for the model.
 pub struct Job {
@@ -156,28 +160,84 @@ impl Queue {
     }
 }
 
-/// Starts the worker thread that owns the model.
+/// Starts the worker thread that owns the model. Before each job it takes
+/// a replacement model from `swap` if one is there, and runs the canaries
+/// when they are due (once at start, then after every `canary_every` jobs).
 pub fn spawn_worker(
     mut generator: Generator,
     queue: Arc<Queue>,
     metrics: Arc<Metrics>,
-) -> std::thread::JoinHandle<()> {
+    watch: MonitorConfig,
+    swap: SwapSlot,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("nindub-worker".into())
         .spawn(move || {
+            let mut monitor = QualityMonitor::new(watch.windows, watch.embedding_norms.clone());
+            let mut served = 0usize;
+            let mut log = watch
+                .log
+                .as_deref()
+                .and_then(|p| match QualityLog::open(p) {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        eprintln!("nindub: no quality log: {e}");
+                        None
+                    }
+                });
+            run_canaries(&mut generator, &watch, &metrics);
             while let Some(job) = queue.next() {
                 let started = Instant::now();
                 metrics.set_queue(queue.depth());
-                serve_job(&mut generator, job, &metrics);
+                let next = swap.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(next) = next {
+                    generator = next;
+                    metrics.model_swaps.inc();
+                }
+                // Canaries due after the last job run now, before this one
+                // (on the model that will serve it): a scrape between two
+                // requests never races a canary run.
+                if watch.canary_every > 0 && served > 0 && served % watch.canary_every == 0 {
+                    run_canaries(&mut generator, &watch, &metrics);
+                }
+                served += 1;
+                let mut record = RequestRecord {
+                    request: served,
+                    ..RequestRecord::default()
+                };
+                serve_job(&mut generator, job, &metrics, &mut monitor, &mut record);
+                if let Some(log) = &mut log {
+                    log.write(&record);
+                }
                 queue.finish(started.elapsed().as_secs_f64());
                 metrics.set_queue(queue.depth());
             }
         })
-        .expect("spawning a thread")
+}
+
+/// Scores the canaries, if there are any. A failed run (a canary that no
+/// longer fits the context) counts as accuracy 0: it is the model's fault
+/// as much as a wrong answer.
+fn run_canaries(g: &mut Generator, watch: &MonitorConfig, metrics: &Metrics) {
+    let Some(set) = &watch.canaries else { return };
+    let score = canary::score(g, set).unwrap_or(canary::CanaryScore {
+        accuracy: 0.0,
+        logprob_mean: f64::NEG_INFINITY,
+        tokens: 0,
+        exact: 0,
+        canaries: set.canaries.len(),
+    });
+    metrics.record_canary(&score);
 }
 
 // ANCHOR: serve_job
-fn serve_job(g: &mut Generator, job: Job, metrics: &Metrics) {
+fn serve_job(
+    g: &mut Generator,
+    job: Job,
+    metrics: &Metrics,
+    monitor: &mut QualityMonitor,
+    record: &mut RequestRecord,
+) {
     if job.events.is_closed() {
         metrics.cancelled.inc();
         return;
@@ -193,8 +253,16 @@ fn serve_job(g: &mut Generator, job: Job, metrics: &Metrics) {
     let mut ttft = None;
     let mut gone = false;
     let mut late = false;
+    monitor.observe_prompt(&job.prompt);
+    record.prompt.clone_from(&job.prompt);
     let result = g.generate(&job.prompt, &job.config, |step| {
         ttft.get_or_insert_with(|| job.arrived.elapsed().as_secs_f64());
+        // The Infrastructure Canon: what the model's own distribution says.
+        monitor.observe_token(step.token, step.model_prob, step.entropy);
+        metrics.record_token(step.model_prob, step.entropy);
+        record.tokens.push(step.token);
+        record.prob.push(step.model_prob);
+        record.entropy.push(step.entropy);
         text.push_str(&step.text);
         let safe = (text.len() - held_back(&text, &job.config.stop)).max(released);
         let token = TokenInfo {
@@ -217,6 +285,7 @@ fn serve_job(g: &mut Generator, job: Job, metrics: &Metrics) {
         late = Instant::now() >= job.deadline;
         !gone && !late
     });
+    metrics.record_quality(&monitor.snapshot());
     let event = match result {
         Err(e) => Event::Failed(ApiError::new(
             500,

@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::federation::CredentialCheck;
 use crate::model::generate::{GenerateConfig, Generator};
 use crate::model::tokenizer::{GgufTokenizer, Message};
+use crate::monitor::MonitorConfig;
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -69,6 +70,8 @@ pub struct ServeConfig {
     /// Stop on Ctrl-C (the command line; not inside a notebook kernel,
     /// whose interrupts are SIGINT too).
     pub stop_on_ctrl_c: bool,
+    /// What the quality monitor watches (The Infrastructure Canon).
+    pub monitor: MonitorConfig,
 }
 
 impl ServeConfig {
@@ -90,6 +93,7 @@ impl ServeConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             stop_on_ctrl_c: false,
+            monitor: MonitorConfig::default(),
         }
     }
 
@@ -105,6 +109,8 @@ impl ServeConfig {
             ("timeout", self.timeout.is_zero()),
             ("header_timeout", self.header_timeout.is_zero()),
             ("body_timeout", self.body_timeout.is_zero()),
+            ("reference_tokens", self.monitor.windows.reference == 0),
+            ("live_tokens", self.monitor.windows.live == 0),
         ];
         if let Some((field, _)) = zero.iter().find(|(_, z)| *z) {
             return Err(Error::invalid(
@@ -157,6 +163,10 @@ pub struct Server {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     http: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     worker: Option<std::thread::JoinHandle<()>>,
+    swap: queue::SwapSlot,
+    /// What a replacement model must match: vocabulary size and context.
+    vocab_size: u64,
+    context: usize,
 }
 
 impl Server {
@@ -197,7 +207,16 @@ impl Server {
             header_timeout: cfg.header_timeout,
         };
         let conn_metrics = metrics.clone();
-        let worker = queue::spawn_worker(generator, queue.clone(), metrics);
+        let vocab_size = generator.arch().vocab_size;
+        let swap: queue::SwapSlot = Arc::default();
+        let worker = queue::spawn_worker(
+            generator,
+            queue.clone(),
+            metrics,
+            cfg.monitor.clone(),
+            swap.clone(),
+        )
+        .map_err(|e| Error::io("starting the model's thread", e))?;
         let spawned = crate::service::spawn(
             "nindub-http",
             listener,
@@ -213,7 +232,42 @@ impl Server {
             shutdown: Some(spawned.shutdown),
             http: Some(spawned.thread),
             worker: Some(worker),
+            swap,
+            vocab_size,
+            context,
         })
+    }
+
+    /// Replaces the served model without stopping: the worker takes it
+    /// before its next request (the one being generated finishes on the
+    /// old one). The quality monitor keeps its reference window: that is
+    /// how a rollout that went wrong is caught. Refused when the new model
+    /// could not serve what the old one accepted: another vocabulary (the
+    /// server tokenizes with the first model's tokenizer) or a smaller
+    /// context.
+    pub fn swap_model(&self, next: Generator) -> Result<()> {
+        let vocab = next.arch().vocab_size;
+        if vocab != self.vocab_size {
+            return Err(Error::invalid(
+                "model swap",
+                format!(
+                    "the new model has {vocab} tokens, the served one {}: the server's tokenizer would not fit it",
+                    self.vocab_size
+                ),
+            ));
+        }
+        if next.decoder.capacity() < self.context {
+            return Err(Error::invalid(
+                "model swap",
+                format!(
+                    "the new model holds {} tokens of context, the served one {}: admitted requests could not fit",
+                    next.decoder.capacity(),
+                    self.context
+                ),
+            ));
+        }
+        *self.swap.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+        Ok(())
     }
 
     pub fn addr(&self) -> SocketAddr {

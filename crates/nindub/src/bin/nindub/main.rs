@@ -9,6 +9,7 @@ mod forge;
 mod generate;
 mod inspect;
 mod models;
+mod monitor;
 mod place;
 mod quantize;
 mod runs;
@@ -67,7 +68,8 @@ enum Command {
     /// candle-transformers' quantized_llama on the same file (medians).
     Bench(bench::BenchArgs),
     /// Quantize a model (The Alchemy of Compression). With OUTPUT, a GGUF
-    /// is re-quantized into a new GGUF (int8-g32 is Q8_0, int4-g32 is Q4_1);
+    /// is re-quantized into a new GGUF (int8-g32 is Q8_0, int4-g32 is Q4_1;
+    /// the crude int3-g32 and int2-g32 travel in Q8_0 blocks);
     /// without, any scheme's error is reported per tensor (GGUF or a
     /// safetensors model directory such as `minilm`).
     Quantize(quantize::QuantizeArgs),
@@ -82,6 +84,9 @@ enum Command {
     /// Keyless deploys (The Automated Forge): a local OIDC provider, the
     /// token exchange, the CI job's login, a policy check, a token reader.
     Forge(forge::ForgeArgs),
+    /// Quality monitoring (The Infrastructure Canon): the alert rules for
+    /// Prometheus, canaries recorded from the approved model.
+    Monitor(monitor::MonitorArgs),
     /// Recorded runs (The Golden Triangle): list, show, diff, check,
     /// reproduce from commit and data hashes, sync to MLflow, hash data.
     Runs(runs::RunsArgs),
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
         Command::Models(args) => models::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Forge(args) => forge::run(args),
+        Command::Monitor(args) => monitor::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 use nindub::federation::{CredentialCheck, KeySet};
+use nindub::monitor::{CanarySet, MonitorConfig, WindowConfig, embedding_norms};
 use nindub::process::rss;
 use nindub::serve::{ServeConfig, Server};
 
@@ -71,6 +72,24 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body.
     #[arg(long, default_value_t = 30)]
     body_timeout_secs: u64,
+    /// Canaries to score at start and on a schedule (a file `nindub
+    /// monitor canary` wrote from the approved model).
+    #[arg(long)]
+    canaries: Option<std::path::PathBuf>,
+    /// Score the canaries after every this many requests (0: at start only).
+    #[arg(long, default_value_t = 20)]
+    canary_every: usize,
+    /// Tokens frozen as the quality monitor's reference window.
+    #[arg(long, default_value_t = 400)]
+    reference_tokens: usize,
+    /// Tokens in the quality monitor's live window.
+    #[arg(long, default_value_t = 160)]
+    live_tokens: usize,
+    /// Append each request's quality signals (prompt and generated
+    /// tokens, each token's probability and entropy) to this file, a JSON
+    /// line per request.
+    #[arg(long)]
+    quality_log: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -99,6 +118,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
         header_timeout: secs(args.header_timeout_secs),
         body_timeout: secs(args.body_timeout_secs),
         stop_on_ctrl_c: true,
+        monitor: MonitorConfig {
+            windows: WindowConfig {
+                reference: args.reference_tokens,
+                live: args.live_tokens,
+                ..WindowConfig::default()
+            },
+            canaries: args.canaries.as_deref().map(CanarySet::load).transpose()?,
+            canary_every: args.canary_every,
+            embedding_norms: None,
+            log: args.quality_log.clone(),
+        },
         ..ServeConfig::new(String::new())
     };
     cfg.validate()?;
@@ -113,6 +143,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .file_stem()
         .map_or_else(|| args.model.clone(), |s| s.to_string_lossy().into_owned());
     let (g, mut memory) = (loaded.generator, loaded.memory);
+    // Input drift watches the prompts' embedding norms: one number per
+    // vocabulary entry, read once. Dequantizing the table takes memory a
+    // budget did not plan for, so under a budget the prompts are watched
+    // by their tokens alone.
+    let norms = if args.engine.budget.is_some() || !loaded.path.is_file() {
+        None
+    } else {
+        match embedding_norms(&loaded.path) {
+            Ok(n) => Some(std::sync::Arc::new(n)),
+            Err(e) => {
+                eprintln!("nindub: input embedding norms are not watched: {e}");
+                None
+            }
+        }
+    };
     let before = rss().map_or(0, |(now, _)| now);
     if !args.host.is_loopback() {
         eprintln!(
@@ -126,10 +171,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         );
     }
     let budget = args.engine.budget.map(|b| b.as_u64());
-    let cfg = ServeConfig {
+    let mut cfg = ServeConfig {
         model_id: model_id.clone(),
         ..cfg
     };
+    cfg.monitor.embedding_norms = norms;
     let access = match (&cfg.api_key, &cfg.credentials) {
         (Some(_), _) => ", API key required".to_string(),
         (_, Some(c)) => format!(

@@ -608,7 +608,8 @@ pub fn generate(out: &Path) -> Result<()> {
 
     // What Prometheus scrapes at the end of the first INT3 run: the quality series.
     if let Some(r) = runs.iter().find(|r| r.variant == VARIANTS[0]) {
-        let excerpt: String = r
+        // Series in a stable order (a labelled family is a hash map).
+        let mut kept: Vec<&str> = r
             .metrics
             .lines()
             .filter(|l| {
@@ -622,8 +623,9 @@ pub fn generate(out: &Path) -> Result<()> {
                         || l.starts_with("nindub_token_probability_ratio_sum")
                         || l.starts_with("nindub_drift_reference_ready"))
             })
-            .map(|l| format!("{l}\n"))
             .collect();
+        kept.sort_unstable();
+        let excerpt: String = kept.iter().map(|l| format!("{l}\n")).collect();
         write(out, "metrics.txt", &excerpt)?;
     }
 

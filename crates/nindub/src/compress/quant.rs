@@ -731,7 +731,7 @@ mod tests {
         );
         assert!(quantize(&[1.0; 4], &[2, 3], &s).is_err(), "wrong length");
         for bad in [
-            "int3-g32",
+            "int5-g32",
             "int4-g0",
             "int8-row",
             "int8-channel-p20",
@@ -740,6 +740,22 @@ mod tests {
             assert!(Scheme::parse(bad).is_err(), "{bad}");
         }
         assert!(choose_params(1e9, 2e9, Format::INT4, Mode::Symmetric).is_err());
+    }
+
+    #[test]
+    fn the_crude_schemes_keep_few_levels() {
+        let values: Vec<f32> = (0..64).map(|i| (i as f32 - 31.5) / 10.0).collect();
+        for (name, levels) in [("int3-g32", 7), ("int2-g32", 3)] {
+            let s = Scheme::parse(name).unwrap();
+            assert_eq!(s.mode, Mode::Symmetric, "{name} is symmetric by default");
+            assert_eq!(s.name(), name, "the name reads back");
+            let q = quantize(&values, &[2, 32], &s).unwrap();
+            let mut codes = q.codes();
+            assert!(codes.iter().all(|c| c.abs() <= (levels - 1) / 2), "{name}");
+            codes.sort_unstable();
+            codes.dedup();
+            assert_eq!(codes.len(), levels as usize, "{name} uses all its levels");
+        }
     }
 
     #[test]

@@ -131,18 +131,6 @@ fn samples(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
     out
 }
 
-fn signal(name: &str) -> Option<Signal> {
-    [
-        Signal::TokenProbability,
-        Signal::TokenEntropy,
-        Signal::OutputTokens,
-        Signal::InputTokens,
-        Signal::InputEmbeddingNorm,
-    ]
-    .into_iter()
-    .find(|s| s.name() == name)
-}
-
 fn read(text: &str) -> Scrape {
     let mut snapshot = Snapshot {
         ready: false,
@@ -162,7 +150,7 @@ fn read(text: &str) -> Scrape {
             }
             "nindub_drift_window_tokens" => snapshot.live_tokens = v as usize,
             "nindub_signal_mean" => {
-                if let Some(s) = signal(label("signal")) {
+                if let Some(s) = Signal::from_name(label("signal")) {
                     let e = means.entry(s.name()).or_insert((s, f64::NAN, f64::NAN));
                     if label("window") == "reference" {
                         e.1 = v;
@@ -172,12 +160,10 @@ fn read(text: &str) -> Scrape {
                 }
             }
             "nindub_drift_score" => {
-                let test = match label("test") {
-                    "psi" => Test::Psi,
-                    "ks" => Test::Ks,
-                    _ => Test::Js,
-                };
-                if let Some(signal) = signal(label("signal")) {
+                if let (Some(signal), Some(test)) = (
+                    Signal::from_name(label("signal")),
+                    Test::from_name(label("test")),
+                ) {
                     snapshot.drift.push(Drift {
                         signal,
                         test,

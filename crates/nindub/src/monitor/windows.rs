@@ -57,6 +57,19 @@ pub enum Signal {
 }
 
 impl Signal {
+    pub const ALL: [Signal; 5] = [
+        Signal::TokenProbability,
+        Signal::TokenEntropy,
+        Signal::OutputTokens,
+        Signal::InputTokens,
+        Signal::InputEmbeddingNorm,
+    ];
+
+    /// The signal a `signal` label names.
+    pub fn from_name(name: &str) -> Option<Signal> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     /// The `signal` label of the exported series.
     pub fn name(self) -> &'static str {
         match self {
@@ -78,6 +91,13 @@ pub enum Test {
 }
 
 impl Test {
+    pub const ALL: [Test; 3] = [Test::Psi, Test::Ks, Test::Js];
+
+    /// The test a `test` label names.
+    pub fn from_name(name: &str) -> Option<Test> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// The `test` label of the exported series.
     pub fn name(self) -> &'static str {
         match self {
@@ -275,6 +295,17 @@ mod tests {
         assert!(w.psi().unwrap() > 1.0, "everything moved to the top bin");
         assert_eq!(w.ks(), Some(1.0));
         assert_eq!(w.means(), (4.5, 100.0));
+    }
+
+    #[test]
+    fn labels_read_back() {
+        for s in Signal::ALL {
+            assert_eq!(Signal::from_name(s.name()), Some(s));
+        }
+        for t in Test::ALL {
+            assert_eq!(Test::from_name(t.name()), Some(t));
+        }
+        assert_eq!(Test::from_name("chi2"), None);
     }
 
     #[test]

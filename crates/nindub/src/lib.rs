@@ -15,6 +15,8 @@
 //! | [`track`] | The Golden Triangle | run records bound to a git commit and DVC data hashes; a journal; MLflow over REST; reproduction |
 //! | [`federation`] | The Automated Forge | OIDC tokens verified (JWKS, rotation, skew), trust policies, the exchange, short-lived credentials, a local identity provider |
 //! | [`monitor`] | The Infrastructure Canon | quality signals (token probability, entropy), drift (PSI, KS, Jensen–Shannon) between a reference and a live window, canaries, alert rules |
+//! | [`provenance`] | The Grimoire of Ownership | content manifests (a hash per tensor and layer, a Merkle root), lineage, Ed25519 signatures, Story Protocol IP metadata and license terms, royalty splits |
+//! | [`ledger`] | The Merchant's Ledger | owning against renting: cost lines, break-even, energy per token, from the engine's measured throughput |
 //! | [`stream`] | NINDUB | model files, placement under a byte budget, layer streaming, shards, synthetic models |
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
@@ -27,7 +29,9 @@
 //! decoders; `model` uses both; `compress`, `distill` and `serve` use
 //! `model`; `search` knows only an embedding function; `track` knows files,
 //! git and MLflow, and nothing of models; `federation` knows tokens, keys
-//! and policies, and `serve` uses it to check credentials. The book's own support (its result generators, plots, the
+//! and policies, and `serve` uses it to check credentials; `provenance`
+//! reads tensors through `stream` and knows no decoder; `ledger` is
+//! arithmetic over its inputs. The book's own support (its result generators, plots, the
 //! digits experiment, the seed's tables) is in the `lab` crate, which
 //! depends on this one and never the reverse.
 //!
@@ -43,11 +47,13 @@ pub mod error;
 pub mod federation;
 pub mod fsx;
 pub mod ggml;
+pub mod ledger;
 pub mod model;
 pub mod monitor;
 pub mod process;
 pub mod profile;
 pub mod progress;
+pub mod provenance;
 pub mod search;
 pub mod serve;
 #[cfg(feature = "server")]

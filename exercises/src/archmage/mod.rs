@@ -1,3 +1,5 @@
 //! Part III · Archmage.
 
+pub mod grimoire_of_ownership;
+pub mod merchants_ledger;
 pub mod nindub;

@@ -16,10 +16,12 @@ pub mod automated_forge;
 pub mod cantrip_and_ritual;
 pub mod embedding_search;
 pub mod golden_triangle;
+pub mod grimoire_of_ownership;
 #[cfg(feature = "serve")]
 pub mod infrastructure_canon;
 pub mod layer_streamed;
 pub mod mana_crystal;
+pub mod merchants_ledger;
 #[cfg(feature = "serve")]
 pub mod speaking_stone;
 pub mod timings;
@@ -99,6 +101,18 @@ pub const GENERATORS: &[Generator] = &[
         dir: "nindub",
         reads_corpus: false,
         generate: layer_streamed::generate,
+    },
+    Generator {
+        name: "grimoire_of_ownership",
+        dir: "grimoire-of-ownership",
+        reads_corpus: false,
+        generate: grimoire_of_ownership::generate,
+    },
+    Generator {
+        name: "merchants_ledger",
+        dir: "merchants-ledger",
+        reads_corpus: false,
+        generate: merchants_ledger::generate,
     },
 ];
 

@@ -85,6 +85,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// The record so far (its id is known from the start).
+    pub fn record(&self) -> &RunRecord {
+        &self.record
+    }
+
     /// Starts a record for the code in the git repository around `dir`.
     /// A tree with uncommitted changes (or no repository at all) cannot be
     /// reproduced from its commit, so it is refused unless `allow_dirty`;

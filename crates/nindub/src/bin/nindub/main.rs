@@ -8,9 +8,11 @@ mod estimate;
 mod forge;
 mod generate;
 mod inspect;
+mod ledger;
 mod models;
 mod monitor;
 mod place;
+mod provenance;
 mod quantize;
 mod runs;
 mod serve;
@@ -90,6 +92,12 @@ enum Command {
     /// Recorded runs (The Golden Triangle): list, show, diff, check,
     /// reproduce from commit and data hashes, sync to MLflow, hash data.
     Runs(runs::RunsArgs),
+    /// Provenance (The Grimoire of Ownership): content manifests with a
+    /// Merkle root, lineage, signatures, IP metadata, royalty splits.
+    Provenance(provenance::ProvenanceArgs),
+    /// Owning against renting (The Merchant's Ledger): monthly and
+    /// cumulative costs, break-even months and utilisation, energy per token.
+    Ledger(ledger::LedgerArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +121,8 @@ fn main() -> ExitCode {
         Command::Runs(args) => runs::run(args),
         Command::Forge(args) => forge::run(args),
         Command::Monitor(args) => monitor::run(args),
+        Command::Provenance(args) => provenance::run(args),
+        Command::Ledger(args) => ledger::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,6 +54,12 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             "nindub: quantized in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        crate::provenance::record_lineage(
+            &path,
+            output,
+            nindub::provenance::Relation::Quantized,
+            run.as_ref(),
+        )?;
         if let Some(rec) = run.as_mut() {
             rec.metric("tensors_quantized", r.quantized as f64, 0)
                 .metric("file_bytes", r.file_bytes as f64, 0)

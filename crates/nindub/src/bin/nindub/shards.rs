@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use nindub::assets;
 use nindub::model::gguf;
+use nindub::provenance::Relation;
 use nindub::stream::shard;
 
 #[derive(Args)]
@@ -42,14 +43,15 @@ pub struct SynthArgs {
 pub fn split(args: SplitArgs) -> Result<()> {
     let out = &args.out;
     nindub::fsx::check_output_dir(out)?;
-    let m = shard::split(&assets::resolve(&args.model)?, out, true)?;
+    let model = assets::resolve(&args.model)?;
+    let m = shard::split(&model, out, true)?;
     println!(
         "{}: {} layer shards and base.gguf, {:.1} MB, manifest.json written last",
         out.display(),
         m.layers.len(),
         m.total_bytes() as f64 / 1e6
     );
-    Ok(())
+    crate::provenance::record_lineage(&model, out, Relation::Split, None)
 }
 
 pub fn synth(args: SynthArgs) -> Result<()> {

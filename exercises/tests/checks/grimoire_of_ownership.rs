@@ -1,7 +1,7 @@
 use super::Lcg;
 use exercises::archmage::grimoire_of_ownership::{self as go, MAX_PERCENT, Relation, Tensor};
 use nindub::provenance::lineage::{self, Parent, check_edge};
-use nindub::provenance::manifest::{self, ContentManifest, Kind, TensorEntry, groups_and_root};
+use nindub::provenance::manifest::{self, ContentManifest, TensorEntry};
 use nindub::provenance::merkle;
 use nindub::provenance::royalty::{self, Lineage, Policy};
 use sha2::{Digest as _, Sha256};
@@ -222,22 +222,7 @@ fn engine_manifest(tensors: &[Tensor]) -> ContentManifest {
             sha256: t.sha256.clone(),
         })
         .collect();
-    let (groups, root) = groups_and_root(&tensors).expect("the checks' hashes are hex");
-    ContentManifest {
-        format: manifest::FORMAT.into(),
-        root: merkle::hex(&root),
-        kind: Kind::Gguf,
-        name: None,
-        architecture: Some("llama".into()),
-        parameters: 0,
-        files: vec![],
-        tokenizer: None,
-        license: None,
-        groups,
-        tensors,
-        parents: vec![],
-        terms: None,
-    }
+    ContentManifest::from_tensors(tensors, Some("llama")).expect("the checks' hashes are hex")
 }
 
 /// The engine's verdict (`nindub::provenance::lineage::check_edge`): `Ok`,

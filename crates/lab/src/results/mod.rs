@@ -286,25 +286,16 @@ pub fn figure_key(label: &str) -> String {
 /// `value` with `decimals` places and its integer part grouped by
 /// thousands: 20123.4 → "20,123.4".
 pub fn grouped(value: f64, decimals: usize) -> String {
-    let s = format!("{:.*}", decimals, value.abs());
-    let (int, frac) = s
-        .split_once('.')
-        .map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
-    let mut out = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    // The ledger's formatting, with the typographic minus the book uses
+    // (and Rust's own `inf`, `NaN` where a figure is not finite).
+    if !value.is_finite() {
+        return format!("{:.*}", decimals, value.abs());
     }
-    if let Some(f) = frac {
-        out.push('.');
-        out.push_str(f);
+    let text = nindub::ledger::report::amount(value, decimals);
+    match text.strip_prefix('-') {
+        Some(rest) => format!("−{rest}"),
+        None => text,
     }
-    if value < 0.0 && out.chars().any(|c| c.is_ascii_digit() && c != '0') {
-        out.insert(0, '−');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -358,7 +358,7 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provenance::manifest::{Kind, TensorEntry, groups_and_root};
+    use crate::provenance::manifest::TensorEntry;
 
     fn manifest(tensors: &[(&str, &str, u64, u8)]) -> ContentManifest {
         let tensors: Vec<TensorEntry> = tensors
@@ -371,22 +371,7 @@ mod tests {
                 sha256: crate::fsx::hex(&<sha2::Sha256 as sha2::Digest>::digest([fill])),
             })
             .collect();
-        let (groups, root) = groups_and_root(&tensors).unwrap();
-        ContentManifest {
-            format: super::super::manifest::FORMAT.into(),
-            root: super::super::merkle::hex(&root),
-            kind: Kind::Gguf,
-            name: None,
-            architecture: Some("llama".into()),
-            parameters: 0,
-            files: vec![],
-            tokenizer: None,
-            license: None,
-            groups,
-            tensors,
-            parents: vec![],
-            terms: None,
-        }
+        ContentManifest::from_tensors(tensors, Some("llama")).unwrap()
     }
 
     #[test]

@@ -337,6 +337,30 @@ impl ContentManifest {
         })
     }
 
+    /// A manifest of tensors alone (no files, tokenizer or license), for
+    /// reasoning about lineage without the files: the tests, the trials.
+    pub fn from_tensors(tensors: Vec<TensorEntry>, architecture: Option<&str>) -> Result<Self> {
+        let (groups, root) = groups_and_root(&tensors)?;
+        Ok(ContentManifest {
+            format: FORMAT.to_string(),
+            root: merkle::hex(&root),
+            kind: Kind::Gguf,
+            name: None,
+            architecture: architecture.map(str::to_string),
+            parameters: tensors
+                .iter()
+                .map(|t| t.shape.iter().product::<u64>())
+                .sum(),
+            files: Vec::new(),
+            tokenizer: None,
+            license: None,
+            groups,
+            tensors,
+            parents: Vec::new(),
+            terms: None,
+        })
+    }
+
     /// The manifest's canonical bytes: what a signature covers and what
     /// the sidecar file holds (pretty JSON, fields in declaration order).
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -282,3 +282,48 @@ fn truncated_foreign_and_missing_inputs_are_refused_with_a_reason() {
     ));
     assert!(pct.contains("between 0 and 100"), "{pct}");
 }
+
+#[test]
+fn a_distilled_student_speaks_its_teachers_vocabulary_across_formats() {
+    use nindub::provenance::{Relation, record_derivative};
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = nindub::assets::smollm2().unwrap();
+    let gguf = nindub::model::gguf::GgufFile::open(&teacher).unwrap();
+    let tok = nindub::model::tokenizer::GgufTokenizer::from_gguf(&gguf).unwrap();
+    // A student as `distill` saves one: f32 safetensors beside the
+    // teacher's tokenizer written as tokenizer.json.
+    let student = dir.path().join("student");
+    std::fs::create_dir_all(&student).unwrap();
+    let json = tok.inner.to_string(true).unwrap();
+    std::fs::write(student.join("tokenizer.json"), &json).unwrap();
+    let w = candle_core::Tensor::zeros((4, 8), candle_core::DType::F32, &candle_core::Device::Cpu)
+        .unwrap();
+    let weights = std::collections::HashMap::from([("model.layers.0.w".to_string(), w)]);
+    let model = student.join("model.safetensors");
+    candle_core::safetensors::save(&weights, &model).unwrap();
+    let (m, problems) = record_derivative(&teacher, &model, Relation::Distilled, None).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_ne!(m.tokenizer, None, "the files differ ...");
+    assert_eq!(
+        m.vocabulary.as_ref().map(|v| &v.value),
+        nindub::provenance::manifest_of(&teacher, &mut |_, _| {})
+            .unwrap()
+            .vocabulary
+            .as_ref()
+            .map(|v| &v.value),
+        "... the vocabulary does not"
+    );
+    // One token renamed: the edge breaks.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let vocab = v["model"]["vocab"].as_object_mut().unwrap();
+    let (k, id) = vocab
+        .iter()
+        .find(|(_, id)| id.as_u64() == Some(1000))
+        .map(|(k, id)| (k.clone(), id.clone()))
+        .unwrap();
+    vocab.remove(&k);
+    vocab.insert(format!("{k}~"), id);
+    std::fs::write(student.join("tokenizer.json"), v.to_string()).unwrap();
+    let (_, problems) = record_derivative(&teacher, &model, Relation::Distilled, None).unwrap();
+    assert_eq!(problems, ["the vocabulary changed"]);
+}

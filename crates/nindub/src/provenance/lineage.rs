@@ -93,8 +93,8 @@ impl Parent {
 /// child names the parent and the relation's promise holds:
 /// - split: the same root (the same tensors, whatever the files);
 /// - quantized: the same architecture, tokenizer, tensor names and shapes;
-/// - distilled, fine-tuned: the same tokenizer (the child speaks the
-///   parent's vocabulary);
+/// - distilled, fine-tuned: the same vocabulary (the child speaks the
+///   parent's tokens, in whatever file format);
 ///
 /// and the parent's license terms allow derivatives.
 pub fn check_edge(parent: &ContentManifest, child: &ContentManifest) -> Vec<String> {
@@ -146,8 +146,15 @@ pub fn check_edge(parent: &ContentManifest, child: &ContentManifest) -> Vec<Stri
             }
         }
         Relation::Distilled | Relation::FineTuned => {
-            if tokenizer(child) != tokenizer(parent) {
-                problems.push("the tokenizer changed".into());
+            // Across formats (a GGUF teacher, a safetensors student) the
+            // tokenizer files differ; the vocabulary must not.
+            let vocab = |m: &ContentManifest| m.vocabulary.as_ref().map(|t| t.value.clone());
+            match (vocab(parent), vocab(child)) {
+                (Some(p), Some(c)) if p != c => problems.push("the vocabulary changed".into()),
+                (Some(_), Some(_)) => {}
+                _ => problems.push(
+                    "a vocabulary is unknown: the child may not speak the parent's tokens".into(),
+                ),
             }
         }
     }

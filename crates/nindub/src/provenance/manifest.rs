@@ -97,6 +97,11 @@ pub struct ContentManifest {
     /// SHA-256 of the tokenizer: GGUF's `tokenizer.*` metadata in a
     /// canonical encoding, or the `tokenizer.json` beside a safetensors file.
     pub tokenizer: Option<Sourced>,
+    /// SHA-256 of the vocabulary alone, token strings in id order: the
+    /// same for a GGUF file and a `tokenizer.json` that speak the same
+    /// tokens, whatever else their tokenizer files hold.
+    #[serde(default)]
+    pub vocabulary: Option<Sourced>,
     pub license: Option<Sourced>,
     pub groups: Vec<Group>,
     pub tensors: Vec<TensorEntry>,
@@ -253,6 +258,22 @@ impl ContentManifest {
             parameters,
             files,
             tokenizer: gguf_tokenizer_hash(base),
+            vocabulary: match base.content.metadata.get("tokenizer.ggml.tokens") {
+                Some(Value::Array(items)) => {
+                    let tokens: Option<Vec<&str>> = items
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) => Some(s.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    tokens.map(|t| Sourced {
+                        value: vocabulary_hash(&t),
+                        source: "tokenizer.ggml.tokens".into(),
+                    })
+                }
+                _ => None,
+            },
             license: base.metadata_str("general.license").map(|l| Sourced {
                 value: l.to_string(),
                 source: "general.license".into(),
@@ -301,13 +322,16 @@ impl ContentManifest {
         let (groups, root) = groups_and_root(&tensors)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let tokenizer = dir.join("tokenizer.json");
-        let tokenizer = if tokenizer.is_file() {
-            Some(Sourced {
-                value: fsx::sha256_file(&tokenizer)?,
-                source: "tokenizer.json".into(),
-            })
+        let (vocabulary, tokenizer) = if tokenizer.is_file() {
+            (
+                tokenizer_json_vocabulary(&tokenizer),
+                Some(Sourced {
+                    value: fsx::sha256_file(&tokenizer)?,
+                    source: "tokenizer.json".into(),
+                }),
+            )
         } else {
-            None
+            (None, None)
         };
         let file_meta = meta.metadata().as_ref();
         let config = read_config(&dir.join("config.json"));
@@ -326,6 +350,7 @@ impl ContentManifest {
                 sha256: fsx::hex(&Sha256::digest(&bytes)),
             }],
             tokenizer,
+            vocabulary,
             license: file_meta.and_then(|m| m.get("license")).map(|l| Sourced {
                 value: l.clone(),
                 source: "__metadata__.license".into(),
@@ -353,6 +378,7 @@ impl ContentManifest {
                 .sum(),
             files: Vec::new(),
             tokenizer: None,
+            vocabulary: None,
             license: None,
             groups,
             tensors,
@@ -482,6 +508,40 @@ fn gguf_tokenizer_hash(gguf: &GgufFile) -> Option<Sourced> {
     })
 }
 // ANCHOR_END: tokenizer
+
+/// The vocabulary's identity: its token strings in id order, each
+/// length-prefixed.
+pub fn vocabulary_hash(tokens: &[&str]) -> String {
+    let mut h = Sha256::new();
+    h.update((tokens.len() as u64).to_le_bytes());
+    for t in tokens {
+        h.update((t.len() as u64).to_le_bytes());
+        h.update(t.as_bytes());
+    }
+    fsx::hex(&h.finalize())
+}
+
+/// The vocabulary of a Hugging Face `tokenizer.json`: `model.vocab`
+/// (token → id) and `added_tokens`, in id order; `None` if ids are missing
+/// or repeated (a vocabulary it cannot state exactly).
+fn tokenizer_json_vocabulary(path: &Path) -> Option<Sourced> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let mut by_id: BTreeMap<u64, String> = BTreeMap::new();
+    for (token, id) in v["model"]["vocab"].as_object()? {
+        by_id.insert(id.as_u64()?, token.clone());
+    }
+    for added in v["added_tokens"].as_array().into_iter().flatten() {
+        by_id.insert(
+            added["id"].as_u64()?,
+            added["content"].as_str()?.to_string(),
+        );
+    }
+    let dense = by_id.keys().copied().eq(0..by_id.len() as u64);
+    dense.then(|| Sourced {
+        value: vocabulary_hash(&by_id.values().map(String::as_str).collect::<Vec<_>>()),
+        source: "tokenizer.json model.vocab".into(),
+    })
+}
 
 fn encode_value(v: &Value, h: &mut Sha256) {
     match v {

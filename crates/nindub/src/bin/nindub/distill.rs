@@ -120,6 +120,20 @@ fn lm(args: DistillLmArgs) -> Result<()> {
     }
     let cache = nindub::distill::soft_targets::default_dir();
     let e = run_experiment(&teacher, &corpus, &cfg, &cache, Some(&args.out), true)?;
+    // The distilled student's lineage: the teacher's root, this command.
+    let student = args
+        .out
+        .join("distilled")
+        .join("student")
+        .join("model.safetensors");
+    if student.is_file() {
+        crate::provenance::record_lineage(
+            &teacher,
+            &student,
+            nindub::provenance::Relation::Distilled,
+            run.as_ref(),
+        )?;
+    }
     if let Some(r) = run.as_mut() {
         r.metric("teacher_held_out_ppl", e.teacher_held_out_ppl, 0);
         for (name, rep) in [("hard", &e.hard), ("distilled", &e.distilled)] {

@@ -1,6 +1,9 @@
-//! What the HTTP layer costs: time to first token and generation speed of
-//! SmolLM2 in process (the Ritual), through `nindub serve` for 1, 2, 4 and 8
-//! concurrent streamed clients, and through a peer server on the same GGUF
+//! What the HTTP layer costs and what batching buys: the fused engine's
+//! step time for batches of 1 to 16 sequences (in process), then time to
+//! first token, inter-token latency, per-client and aggregate speed and
+//! peak memory of SmolLM2 through `nindub serve` for 1, 2, 4, 8 and 16
+//! concurrent streamed clients, served in turn (`parallel = 1`) and batched
+//! (`parallel = 16`), and through a peer server on the same GGUF
 //! (llama-cpp-python's `python3 -m llama_cpp.server`) when it is installed.
 //!
 //! `cargo bench -p nindub --bench speaking_stone` prints the table; with
@@ -39,7 +42,8 @@ and watched the fishing boats come home through the fog. One night a small boat 
 any lights, and";
 const GEN_TOKENS: usize = 64;
 const RUNS: usize = 3;
-const CLIENTS: &[usize] = &[1, 2, 4, 8];
+const CLIENTS: &[usize] = &[1, 2, 4, 8, 16];
+const BATCHES: &[usize] = &[1, 2, 4, 8, 16];
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -78,8 +82,10 @@ fn in_process(g: &mut Generator) -> Res<(f64, f64, usize)> {
     Ok((median(ttft), median(tps), n))
 }
 
-/// One row per concurrency: the round with the median aggregate speed.
-fn rounds(client: &Client, model: Option<&str>) -> Res<Vec<Round>> {
+/// One row per concurrency: the round with the median aggregate speed,
+/// and the process's peak resident memory over its rounds (the server runs
+/// in this process; `None` for the peer, or where the peak cannot be reset).
+fn rounds(client: &Client, model: Option<&str>) -> Res<Vec<(Round, Option<u64>)>> {
     let mut k = 0;
     let mut bodies = |n: usize| -> Vec<Value> {
         (0..n)
@@ -98,6 +104,7 @@ fn rounds(client: &Client, model: Option<&str>) -> Res<Vec<Round>> {
     client.concurrent_each("/v1/completions", &bodies(1))?; // warm-up
     let mut rows = vec![];
     for &clients in CLIENTS {
+        let reset = nindub::process::reset_peak();
         let mut runs = vec![];
         for _ in 0..if clients == 1 { RUNS } else { 1 } {
             let round = client.concurrent_each("/v1/completions", &bodies(clients))?;
@@ -121,7 +128,10 @@ fn rounds(client: &Client, model: Option<&str>) -> Res<Vec<Round>> {
             a.aggregate_tokens_per_sec()
                 .total_cmp(&b.aggregate_tokens_per_sec())
         });
-        rows.push(runs.swap_remove(runs.len() / 2));
+        let peak = nindub::process::rss()
+            .filter(|_| reset && model.is_some())
+            .map(|(_, peak)| peak);
+        rows.push((runs.swap_remove(runs.len() / 2), peak));
     }
     Ok(rows)
 }
@@ -184,15 +194,66 @@ fn start_peer(py: &PathBuf, model: &std::path::Path) -> Res<(Peer, String)> {
     Err("llama_cpp.server did not answer within 120 s".into())
 }
 
-fn row_json(r: &Round) -> Value {
+fn row_json((r, peak): &(Round, Option<u64>)) -> Value {
     json!({
         "clients": r.clients,
         "mean_ttft_s": r.mean_ttft_secs(),
+        "ttft_p50_s": r.ttft_quantile(0.5),
+        "ttft_p95_s": r.ttft_quantile(0.95),
+        "itl_p95_s": r.inter_token_quantile(0.95),
         "mean_client_tokens_per_s": r.mean_tokens_per_sec(),
         "aggregate_tokens_per_s": r.aggregate_tokens_per_sec(),
+        "peak_rss_bytes": peak,
         "tokens": r.tokens(),
         "wall_s": r.wall_secs,
     })
+}
+
+fn print_row(name: &str, (r, peak): &(Round, Option<u64>)) {
+    println!(
+        "{:<30} {:>7} {:>9.1} {:>9.1} {:>9.0} {:>9.0} {:>8.0} {:>9}",
+        name,
+        r.clients,
+        r.aggregate_tokens_per_sec(),
+        r.mean_tokens_per_sec(),
+        r.ttft_quantile(0.5) * 1e3,
+        r.ttft_quantile(0.95) * 1e3,
+        r.inter_token_quantile(0.95) * 1e3,
+        peak.map_or("-".to_string(), |p| format!("{:.0}", p as f64 / 1e6)),
+    );
+}
+
+/// The fused engine's decode step for a batch of `b` sequences (each after
+/// its own prompt): (ms per step, tokens/s for the batch). The weights are
+/// read once per step whatever `b`; the arithmetic grows with it.
+fn engine_batch(model: &std::path::Path, b: usize) -> Res<(f64, f64)> {
+    use nindub::model::fused::{BatchItem, FusedLlama};
+    let file = nindub::model::gguf::GgufFile::open(model)?;
+    let mut m = FusedLlama::with_budget(&file, None, 256)?;
+    let g = Generator::load(model, &Device::Cpu)?;
+    let mut caches: Vec<_> = (0..b).map(|_| m.new_cache(200)).collect();
+    for (k, c) in caches.iter_mut().enumerate() {
+        let ids = g.tokenizer.encode(&prompt(k))?;
+        m.forward_batch(&mut [BatchItem {
+            cache: c,
+            tokens: &ids,
+        }])?;
+    }
+    let steps = 32;
+    let token = [g.tokenizer.encode(" and")?[0]];
+    let started = Instant::now();
+    for _ in 0..steps {
+        let mut items: Vec<_> = caches
+            .iter_mut()
+            .map(|c| BatchItem {
+                cache: c,
+                tokens: &token,
+            })
+            .collect();
+        std::hint::black_box(m.forward_batch(&mut items)?);
+    }
+    let secs = started.elapsed().as_secs_f64() / steps as f64;
+    Ok((secs * 1e3, b as f64 / secs))
 }
 
 /// Draws `DIR/clients.svg` from the figures in `json` (serve.json).
@@ -208,7 +269,8 @@ fn plot(json: &Value, dir: &std::path::Path) -> Res<()> {
     };
     let mut series = vec![];
     for (name, rows) in [
-        ("nindub serve", &json["nindub_serve"]),
+        ("nindub serve, batched", &json["nindub_batched"]),
+        ("nindub serve, in turn", &json["nindub_serve"]),
         ("llama_cpp.server", &json["llama_cpp_server"]),
     ] {
         if rows.is_array() {
@@ -223,7 +285,7 @@ fn plot(json: &Value, dir: &std::path::Path) -> Res<()> {
         }
     }
     LineChart {
-        title: "Tokens/s vs concurrent clients (one model, served in turn)".into(),
+        title: "Tokens/s vs concurrent clients: batched and served in turn".into(),
         x_desc: "concurrent streamed clients".into(),
         y_desc: "tokens/s".into(),
         series,
@@ -259,42 +321,73 @@ fn main() -> Res<()> {
         "time to first token = from sending to the first token chunk; tokens/s = after the first token, per client; aggregate = all clients' tokens / wall time\n"
     );
 
+    {
+        let file = nindub::model::gguf::GgufFile::open(&model)?;
+        let m = nindub::model::fused::FusedLlama::with_budget(&file, None, 16)?;
+        let kv = |n: usize| nindub::model::kv_cache::kv_bytes(&m.arch, n);
+        let g = Generator::load(&model, &Device::Cpu)?;
+        let positions = g.tokenizer.encode(&prompt(1))?.len() + GEN_TOKENS;
+        println!(
+            "KV cache: {} bytes a position; a request of {positions} positions reserves {:.1} MB, one of 1024 {:.1} MB; weights read a token: {:.1} MB",
+            kv(1),
+            kv(positions) as f64 / 1e6,
+            kv(1024) as f64 / 1e6,
+            m.bytes_per_token() as f64 / 1e6
+        );
+    }
+    println!("the fused engine, in process: one decode step for a batch of sequences");
+    println!(
+        "{:>6} {:>12} {:>16}",
+        "batch", "ms / step", "tokens/s (all)"
+    );
+    let mut batches = vec![];
+    for &b in BATCHES {
+        let (ms, tps) = engine_batch(&model, b)?;
+        println!("{b:>6} {ms:>12.2} {tps:>16.1}");
+        batches.push(json!({ "batch": b, "ms_per_step": ms, "tokens_per_s": tps }));
+    }
+    println!();
+
     let mut g = Generator::load(&model, &Device::Cpu)?;
     let (ttft, tps, n) = in_process(&mut g)?;
     drop(g);
     println!(
-        "{:<34} {:>8} {:>12} {:>14} {:>12}",
-        "engine", "clients", "TTFT (ms)", "tokens/s each", "aggregate"
+        "{:<30} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "engine", "clients", "agg t/s", "each t/s", "TTFT p50", "TTFT p95", "ITL p95", "peak MB"
     );
     println!(
-        "{:<34} {:>8} {:>12.0} {:>14.1} {:>12.1}",
-        "nindub in process (the Ritual)",
+        "{:<30} {:>7} {:>9.1} {:>9.1} {:>9.0} {:>9} {:>8} {:>9}",
+        "nindub in process (Ritual)",
         1,
-        ttft * 1e3,
         tps,
-        tps
+        tps,
+        ttft * 1e3,
+        "-",
+        "-",
+        "-"
     );
-
-    let mut cfg = ServeConfig::new("smollm2");
-    cfg.addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.queue = 16;
-    let server = Server::start(Generator::load(&model, &Device::Cpu)?, cfg)?;
-    let ours = rounds(&Client::new(&server.url()), Some("smollm2"))?;
-    drop(server);
+    let serve = |parallel: usize| -> Res<Vec<(Round, Option<u64>)>> {
+        let mut cfg = ServeConfig::new("smollm2");
+        cfg.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg.queue = 16;
+        cfg.parallel = parallel;
+        let server = Server::start(Generator::load(&model, &Device::Cpu)?, cfg)?;
+        let rows = rounds(&Client::new(&server.url()), Some("smollm2"))?;
+        drop(server);
+        Ok(rows)
+    };
+    let ours = serve(1)?;
     for r in &ours {
-        println!(
-            "{:<34} {:>8} {:>12.0} {:>14.1} {:>12.1}",
-            "nindub serve (HTTP, SSE)",
-            r.clients,
-            r.mean_ttft_secs() * 1e3,
-            r.mean_tokens_per_sec(),
-            r.aggregate_tokens_per_sec()
-        );
+        print_row("nindub serve, in turn", r);
+    }
+    let batched = serve(16)?;
+    for r in &batched {
+        print_row("nindub serve, batched (16)", r);
     }
     let peer = match peer_python() {
         None => {
             println!(
-                "{:<34} not installed (crates/nindub/tests/fixtures/regenerate-llama-cpp.sh builds it)",
+                "{:<30} not installed (crates/nindub/tests/fixtures/regenerate-llama-cpp.sh builds it)",
                 "llama_cpp.server"
             );
             None
@@ -304,25 +397,32 @@ fn main() -> Res<()> {
             let rows = rounds(&Client::new(&url), None)?;
             drop(proc_);
             for r in &rows {
-                println!(
-                    "{:<34} {:>8} {:>12.0} {:>14.1} {:>12.1}",
-                    "llama-cpp-python llama_cpp.server",
-                    r.clients,
-                    r.mean_ttft_secs() * 1e3,
-                    r.mean_tokens_per_sec(),
-                    r.aggregate_tokens_per_sec()
-                );
+                print_row("llama-cpp-python server", r);
             }
             Some(rows)
         }
     };
-    let one = &ours[0];
+    let one = &batched[0].0;
     let cost = 1.0 - one.mean_tokens_per_sec() / tps;
     println!(
-        "\nthe HTTP layer, one client: {:+.1} % tokens/s ({} than in process; goal: under 5 % slower), time to first token {:+.0} ms",
+        "\nTTFT p50/p95, ITL p95 (inter-token latency) in ms; peak MB = the process's peak resident memory over the rounds (the server runs in it)"
+    );
+    println!(
+        "the HTTP layer, one client: {:+.1} % tokens/s ({} than in process; goal: under 5 % slower), time to first token {:+.0} ms",
         -cost * 100.0,
         if cost > 0.0 { "slower" } else { "not slower" },
         (one.mean_ttft_secs() - ttft) * 1e3
+    );
+    let at = |rows: &[(Round, Option<u64>)], c: usize| {
+        rows.iter()
+            .find(|(r, _)| r.clients == c)
+            .map_or(0.0, |(r, _)| r.aggregate_tokens_per_sec())
+    };
+    println!(
+        "8 clients: batched {:.1} tokens/s in all, {:.2}x the {:.1} tokens/s served in turn; goal: at least 2x",
+        at(&batched, 8),
+        at(&batched, 8) / at(&ours, 8).max(1e-9),
+        at(&ours, 8)
     );
     println!(
         "in-process generated {n} tokens per run; HTTP streams {} tokens per client",
@@ -335,8 +435,10 @@ fn main() -> Res<()> {
             "prompt_tokens_note": "see the first line of serve.txt",
             "generated_tokens": GEN_TOKENS,
             "threads": threads,
+            "engine_batches": batches,
             "in_process": { "ttft_s": ttft, "tokens_per_s": tps },
             "nindub_serve": ours.iter().map(row_json).collect::<Vec<_>>(),
+            "nindub_batched": batched.iter().map(row_json).collect::<Vec<_>>(),
             "llama_cpp_server": peer.as_ref().map(|rows| rows.iter().map(row_json).collect::<Vec<_>>()),
         });
         std::fs::write(dir.join("serve.json"), serde_json::to_string_pretty(&json)?)?;

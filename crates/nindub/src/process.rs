@@ -13,6 +13,13 @@ pub fn rss() -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Sets the peak back to the resident memory now (Linux: writing `5` to
+/// `/proc/self/clear_refs`), so that the next [`rss`] peak is that of the
+/// work in between. False where the kernel does not allow it.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// The machine's physical memory in bytes (Linux: `MemTotal` of
 /// `/proc/meminfo`; `None` elsewhere): what a run without a budget is
 /// checked against before it allocates.

@@ -367,7 +367,10 @@ fn cors_is_granted_only_to_the_named_origin() {
 
 #[test]
 fn a_full_queue_says_503_and_a_hang_up_cancels() {
-    let server = start(|c| c.queue = 1);
+    let server = start(|c| {
+        c.queue = 1;
+        c.parallel = 1;
+    });
     let url = server.url();
     let client = Client::new(&url);
     let hang_up = Arc::new(AtomicBool::new(false));

@@ -127,3 +127,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // Keep the compiler from turning the fold back into an early exit.
     std::hint::black_box(diff) == 0
 }
+
+pub fn compute_bound_batch(
+    weight_bytes: f64,
+    flops_per_token: f64,
+    bandwidth: f64,
+    peak_flops: f64,
+) -> Option<u64> {
+    let inputs = [weight_bytes, flops_per_token, bandwidth, peak_flops];
+    if !inputs.iter().all(|v| v.is_finite() && *v > 0.0) {
+        return None;
+    }
+    let read = weight_bytes / bandwidth;
+    let compute = flops_per_token / peak_flops;
+    Some(((read / compute).ceil() as u64).max(1))
+}

@@ -129,3 +129,33 @@ pub fn admit(
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     todo!("different lengths: false; otherwise OR together the XOR of every pair")
 }
+
+/// Trial 5. The batch size at which a decode step turns compute-bound.
+///
+/// A step of a batch of `b` sequences reads every weight once, whatever
+/// `b`, and does each sequence's arithmetic (about 2 FLOPs per weight per
+/// token). On a machine that reads `bandwidth` bytes/s and computes
+/// `peak_flops` FLOP/s, the step takes the longer of the two (the roofline):
+///
+/// ```text
+/// t(b) = max(weight_bytes / bandwidth,  b · flops_per_token / peak_flops)
+/// ```
+///
+/// Return the smallest `b ≥ 1` with
+/// `b · flops_per_token / peak_flops ≥ weight_bytes / bandwidth`: up to it,
+/// more sequences ride along almost free; past it, each adds its own time.
+/// `None` unless all four inputs are positive and finite.
+///
+/// Example: 100 MB of weights at 20 GB/s (5 ms to read) and 270 MFLOP a
+/// token at 100 GFLOP/s (2.7 ms) → `Some(2)`; when the arithmetic alone
+/// already takes longer than the reading → `Some(1)`.
+pub fn compute_bound_batch(
+    weight_bytes: f64,
+    flops_per_token: f64,
+    bandwidth: f64,
+    peak_flops: f64,
+) -> Option<u64> {
+    todo!(
+        "check the inputs; then the reading time over one token's arithmetic time, rounded up, at least 1"
+    )
+}

@@ -581,3 +581,55 @@ pub fn constant_time_eq() {
         );
     }
 }
+
+// === Trial 5: the compute-bound batch ===
+
+pub fn compute_bound_batch() {
+    use nindub::model::fused::compute_bound_batch as reference;
+    let examples = [
+        ((100e6, 270e6, 20e9, 100e9), Some(2)),
+        ((100e6, 270e6, 20e9, 10e9), Some(1)),
+        // SmolLM2-135M Q4_1 (~96 MB read a token, ~270 MFLOP) on a
+        // laptop: ~20 GB/s, ~200 GFLOP/s of int8 arithmetic.
+        ((96e6, 270e6, 20e9, 200e9), Some(4)),
+        // A 4 GB card: 360 GB/s and 9 TFLOP/s, an 8B model in 4 bits.
+        ((4.5e9, 16e9, 360e9, 9e12), Some(8)),
+        ((0.0, 1.0, 1.0, 1.0), None),
+        ((1.0, -1.0, 1.0, 1.0), None),
+        ((1.0, 1.0, f64::NAN, 1.0), None),
+        ((1.0, 1.0, 1.0, f64::INFINITY), None),
+        ((1e300, 1e-300, 1e-10, 1e10), Some(u64::MAX)),
+    ];
+    for ((w, f, bw, peak), expected) in examples {
+        assert_eq!(
+            reference(w, f, bw, peak),
+            expected,
+            "nindub disagrees with the check's table (a bug in the Codex)"
+        );
+        let mine = ss::compute_bound_batch(w, f, bw, peak);
+        assert_eq!(
+            mine, expected,
+            "compute_bound_batch(weights {w} B, {f} FLOP/token, {bw} B/s, {peak} FLOP/s): expected {expected:?}, got {mine:?}"
+        );
+    }
+    let mut rng = Lcg(23);
+    for _ in 0..500 {
+        let w = 1e6 * (1.0 + 1e4 * rng.unit());
+        let f = 2.0 * w * (0.5 + rng.unit());
+        let bw = 1e9 * (1.0 + 500.0 * rng.unit());
+        let peak = 1e9 * (1.0 + 2e4 * rng.unit());
+        let ratio = (w / bw) / (f / peak);
+        // Exact integers are left out: there, rounding decides.
+        if (ratio - ratio.round()).abs() < 1e-9 {
+            continue;
+        }
+        let (want, mine) = (
+            reference(w, f, bw, peak),
+            ss::compute_bound_batch(w, f, bw, peak),
+        );
+        assert_eq!(
+            mine, want,
+            "compute_bound_batch({w}, {f}, {bw}, {peak}): expected {want:?}, got {mine:?}"
+        );
+    }
+}

@@ -126,7 +126,7 @@ const QUESTIONS: &[(&str, &str)] = &[
     ),
     (
         "Does serving several clients at once make each token cheaper?",
-        "Batching, honestly.",
+        "Batched, the weights are read once for everyone.",
     ),
     (
         "How small can a memory budget be and still stream a model?",

@@ -255,7 +255,10 @@ fn keyed(out: &Path) -> Result<()> {
 
 /// A queue of one: a request running, one waiting, the third refused.
 fn back_pressure(out: &Path) -> Result<()> {
-    let server = start(|c| c.queue = 1)?;
+    let server = start(|c| {
+        c.queue = 1;
+        c.parallel = 1;
+    })?;
     let client = Client::new(&server.url());
     let long = json!({ "prompt": "Once upon a time", "max_tokens": 200, "temperature": 0 });
     let wait_for = |key: &str| -> Result<()> {

@@ -311,7 +311,26 @@ fn image(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
 
 /// The server against in-process generation and llama.cpp's server.
 fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
+    let mut in_batches = false;
     for line in text.lines() {
+        if line.starts_with("the fused engine, in process") {
+            in_batches = true;
+            continue;
+        }
+        if in_batches {
+            // `batch  ms/step  tokens/s`, until the blank line.
+            match numbers(line).as_slice() {
+                [] if line.trim().is_empty() => in_batches = false,
+                [(b, _), rest @ ..] if rest.len() == 2 => take(
+                    figs,
+                    &format!("{prefix}.engine.b{}", *b as u32),
+                    &[("ms_per_step", "ms"), ("tok_s", "tokens/s")],
+                    rest,
+                )?,
+                _ => {}
+            }
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("the HTTP layer, one client:") {
             let ttft = rest.split("time to first token").nth(1).unwrap_or("");
             let picked: Vec<_> = [numbers(rest).first(), numbers(ttft).first()]
@@ -327,24 +346,61 @@ fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             )?;
             continue;
         }
+        if let Some(rest) = line.strip_prefix("KV cache:") {
+            take(
+                figs,
+                &format!("{prefix}.kv"),
+                &[
+                    ("bytes_per_position", "bytes"),
+                    ("request_positions", "positions"),
+                    ("request_mb", "MB"),
+                    ("positions_1024", "positions"),
+                    ("mb_1024", "MB"),
+                    ("weights_mb", "MB"),
+                ],
+                &numbers(rest),
+            )?;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("8 clients: batched") {
+            take(
+                figs,
+                &format!("{prefix}.batched.c8"),
+                &[("gain", "x"), ("serial_tok_s", "tokens/s")],
+                &numbers(rest)[1..],
+            )?;
+            continue;
+        }
         let Some((label, values)) = row(line) else {
             continue;
         };
         let engine = match label.as_str() {
-            "nindub in process (the Ritual)" => "in_process",
-            "nindub serve (HTTP, SSE)" => "serve",
-            "llama-cpp-python llama_cpp.server" => "llama_cpp_server",
+            "nindub in process (Ritual)" => "in_process",
+            "nindub serve, in turn" => "serve",
+            "nindub serve, batched (16)" => "batched",
+            "llama-cpp-python server" => "llama_cpp_server",
             _ => continue,
         };
         let clients = values.first().map(|(v, _)| *v as u32).unwrap_or(0);
+        let names: &[(&str, &str)] = &[
+            ("aggregate_tok_s", "tokens/s"),
+            ("tok_s", "tokens/s"),
+            ("ttft_ms", "ms"),
+            ("ttft_p95_ms", "ms"),
+            ("itl_p95_ms", "ms"),
+            ("peak_mb", "MB"),
+        ];
+        // In process: no percentiles (one client); the peer: no peak (not
+        // this process).
+        let n = match engine {
+            "in_process" => 3,
+            "llama_cpp_server" => 5,
+            _ => 6,
+        };
         take(
             figs,
             &format!("{prefix}.{engine}.c{clients}"),
-            &[
-                ("ttft_ms", "ms"),
-                ("tok_s", "tokens/s"),
-                ("aggregate_tok_s", "tokens/s"),
-            ],
+            &names[..n],
             &values[1..],
         )?;
     }

@@ -13,6 +13,10 @@ struct ServeRecord {
     threads: u64,
     in_process: InProcess,
     nindub_serve: Vec<ServeRow>,
+    /// The same clients on the batching server (records from before it
+    /// have none).
+    #[serde(default)]
+    nindub_batched: Vec<ServeRow>,
 }
 
 #[derive(serde::Deserialize)]
@@ -63,6 +67,7 @@ impl Served {
         let aggregate = r
             .nindub_serve
             .iter()
+            .chain(&r.nindub_batched)
             .map(|row| {
                 Ok((
                     row.clients,

@@ -21,6 +21,7 @@ use crate::ggml::{Activation, Format, QMatrix};
 use crate::model::arch::{Architecture, Family};
 use crate::model::decoder::Decoder;
 use crate::model::gguf::GgufFile;
+use crate::model::kv_cache::KvCache;
 use crate::profile::{Profile, lap};
 use crate::stream::placement::{self, PREFILL_CHUNK, Placement, demand, tensor_ranges};
 use crate::stream::source::{ModelSource, Range};
@@ -35,9 +36,6 @@ struct Layer {
     weights: Option<Weights>,
     /// Where each matrix's blocks lie in the model's files.
     ranges: [Range; 7],
-    /// Keys and values of every cached position, `[pos][kv_heads·head_dim]`.
-    k_cache: Vec<f32>,
-    v_cache: Vec<f32>,
 }
 
 /// Buffers for one token, allocated once.
@@ -57,6 +55,8 @@ struct Scratch {
     act_d: Activation,
     act_f: Activation,
     logits: Vec<f32>,
+    /// `[items][vocab]` after a batched pass.
+    batch_logits: Vec<f32>,
 }
 
 /// A Llama GGUF, held for the fused decode path.
@@ -71,10 +71,10 @@ pub struct FusedLlama {
     /// RoPE's frequencies `base^(-2i/d)`: position `p` turns pair `i` by
     /// `p · inv_freq[i]`.
     inv_freq: Vec<f32>,
-    pos: usize,
-    /// Positions the KV cache may hold: what the budget reserved, or the
-    /// model's context without one.
-    capacity: usize,
+    /// The engine's own sequence (the [`Decoder`] interface): positions
+    /// reserved by the budget, or the model's context without one. A batch
+    /// ([`FusedLlama::forward_batch`]) brings its sequences' own caches.
+    cache: KvCache,
     s: Scratch,
     /// The staging buffers of the streamed layers and their reader.
     streamer: Option<Streamer>,
@@ -86,6 +86,13 @@ pub struct FusedLlama {
     pub profile: Option<Profile>,
     /// Called after every layer of every pass (progress, timelines).
     pub observer: Option<Observer>,
+}
+
+/// One sequence's share of a batched pass ([`FusedLlama::forward_batch`]):
+/// its own KV cache and the tokens it adds after the cached positions.
+pub struct BatchItem<'a> {
+    pub cache: &'a mut KvCache,
+    pub tokens: &'a [u32],
 }
 
 /// Sees every layer of every pass.
@@ -202,9 +209,6 @@ impl FusedLlama {
                 ffn_norm: vector(&name("ffn_norm"))?,
                 weights: if resident { Some(load(l)?) } else { None },
                 ranges,
-                // Within the demand checked above.
-                k_cache: Vec::with_capacity(context * kv_out),
-                v_cache: Vec::with_capacity(context * kv_out),
             });
         }
         // The first streamed layer gives the staging buffers their shapes.
@@ -244,8 +248,10 @@ impl FusedLlama {
             act_d: Activation::new(d.max(q_out)),
             act_f: Activation::new(f),
             logits: vec![0.0; arch.vocab_size as usize],
+            batch_logits: vec![],
         };
-        let capacity = context;
+        // Within the demand checked above.
+        let cache = KvCache::new(&arch, context);
         Ok(FusedLlama {
             norm: vector("output_norm.weight")?,
             arch,
@@ -254,8 +260,7 @@ impl FusedLlama {
             layers,
             eps,
             inv_freq,
-            pos: 0,
-            capacity,
+            cache,
             s,
             streamer,
             passes: 0,
@@ -281,56 +286,114 @@ impl FusedLlama {
     }
 
     pub fn position(&self) -> usize {
-        self.pos
+        self.cache.position()
     }
 
     /// Forgets every cached position.
     pub fn clear_cache(&mut self) {
-        for l in &mut self.layers {
-            l.k_cache.clear();
-            l.v_cache.clear();
-        }
-        self.pos = 0;
+        self.cache.clear();
     }
 
-    /// Refuses tokens the model cannot take, or that would grow the KV
-    /// cache past what the budget reserved (a growing `Vec` would double its
-    /// allocation, and the budget with it).
-    fn check(&self, tokens: &[u32]) -> Result<()> {
-        self.arch.check_tokens(self.pos, tokens)?;
-        if self.pos + tokens.len() > self.capacity {
-            return Err(Error::invalid(
-                "context",
-                format!(
-                    "{} positions after {} cached exceed the {} the budget reserved the KV cache for",
-                    tokens.len(),
-                    self.pos,
-                    self.capacity
-                ),
-            ));
-        }
-        Ok(())
+    /// A KV cache for one sequence of a batch, reserved for `positions`.
+    pub fn new_cache(&self, positions: usize) -> KvCache {
+        KvCache::new(&self.arch, positions)
+    }
+
+    /// Refuses tokens the model cannot take, or that would grow `cache`
+    /// past what it was reserved for.
+    fn check(&self, cache: &KvCache, tokens: &[u32]) -> Result<()> {
+        self.arch.check_tokens(cache.position(), tokens)?;
+        cache.check_room(tokens.len())
     }
 
     /// A prompt, in chunks of at most [`PREFILL_CHUNK`] tokens (so that its
     /// working buffers are bounded, and accounted in the budget); then the
     /// logits after the last token.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32]> {
-        self.check(tokens)?;
-        if let [one] = tokens {
-            return self.step(*one);
-        }
-        for chunk in tokens.chunks(PREFILL_CHUNK) {
-            self.prefill(chunk)?;
-        }
+        let mut cache = std::mem::take(&mut self.cache);
+        let done = self.forward_in(&mut cache, tokens);
+        self.cache = cache;
+        done?;
         Ok(&self.s.logits)
     }
 
+    /// One token through the model on the engine's own sequence; the next
+    /// position's logits.
+    pub fn step(&mut self, token: u32) -> Result<&[f32]> {
+        let mut cache = std::mem::take(&mut self.cache);
+        let done = self.step_in(&mut cache, token);
+        self.cache = cache;
+        done?;
+        Ok(&self.s.logits)
+    }
+
+    /// `tokens` after the positions of `cache`; the logits after the last
+    /// one are left in the scratch buffer.
+    fn forward_in(&mut self, cache: &mut KvCache, tokens: &[u32]) -> Result<()> {
+        self.check(cache, tokens)?;
+        if let [one] = tokens {
+            return self.step_in(cache, *one);
+        }
+        let mut logits = std::mem::take(&mut self.s.logits);
+        let mut done = Ok(());
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            done = self.pass(
+                &mut [BatchItem {
+                    cache,
+                    tokens: chunk,
+                }],
+                &mut logits,
+            );
+            if done.is_err() {
+                break;
+            }
+        }
+        self.s.logits = logits;
+        done
+    }
+
+    // ANCHOR: forward_batch
+    /// Several sequences in one pass over the weights (continuous
+    /// batching): each item's tokens (one while it decodes, a chunk of its
+    /// prompt while it prefills) run after its own cached positions, and
+    /// every matrix is read once for all the rows. Returns the logits after
+    /// each item's last token, `[items][vocab]`. At most [`PREFILL_CHUNK`]
+    /// rows in all: the activations the budget reserved.
+    pub fn forward_batch(&mut self, items: &mut [BatchItem<'_>]) -> Result<&[f32]> {
+        let rows: usize = items.iter().map(|i| i.tokens.len()).sum();
+        if items.is_empty() || rows > PREFILL_CHUNK {
+            return Err(Error::invalid(
+                "batch",
+                format!(
+                    "{} sequences with {rows} tokens in all; a pass takes 1 to {PREFILL_CHUNK} tokens",
+                    items.len()
+                ),
+            ));
+        }
+        for it in items.iter() {
+            self.check(it.cache, it.tokens)?;
+        }
+        // One sequence decoding: the matrix-vector path (the same sums).
+        if let [one] = items
+            && let [t] = one.tokens
+        {
+            self.step_in(one.cache, *t)?;
+            return Ok(&self.s.logits);
+        }
+        let mut logits = std::mem::take(&mut self.s.batch_logits);
+        let done = self.pass(items, &mut logits);
+        self.s.batch_logits = logits;
+        done?;
+        Ok(&self.s.batch_logits)
+    }
+    // ANCHOR_END: forward_batch
+
     // ANCHOR: prefill
-    /// Tokens of a prompt: each matrix is read once for all of them (a
-    /// matrix-matrix product), then the logits after the last one.
-    fn prefill(&mut self, tokens: &[u32]) -> Result<()> {
-        let n = tokens.len();
+    /// The rows of every item through the model: each matrix is read once
+    /// for all of them (a matrix-matrix product); row `r` of an item sits at
+    /// its cache's position + `r` and attends over that cache alone. Then
+    /// the logits after each item's last row, `[items][vocab]`, in `logits`.
+    fn pass(&mut self, items: &mut [BatchItem<'_>], logits: &mut Vec<f32>) -> Result<()> {
         let (d, f) = (
             self.arch.hidden_size as usize,
             self.arch.intermediate_size as usize,
@@ -341,9 +404,17 @@ impl FusedLlama {
             self.arch.head_dim as usize,
         );
         let (q_out, kv_out) = (heads * hd, kv_heads * hd);
-        let (pos, eps) = (self.pos, self.eps);
+        let eps = self.eps;
+        // Row → (item, position).
+        let rows: Vec<(usize, usize)> = items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, it)| (0..it.tokens.len()).map(move |t| (i, it.cache.position() + t)))
+            .collect();
+        let n = rows.len();
         let mut x = vec![0f32; n * d];
-        for (t, row) in tokens.iter().zip(x.chunks_exact_mut(d)) {
+        let tokens = items.iter().flat_map(|it| it.tokens.iter());
+        for (t, row) in tokens.zip(x.chunks_exact_mut(d)) {
             self.embedding.dequantize_row(*t as usize, row);
         }
         let (mut h, mut o) = (vec![0f32; n * d], vec![0f32; n * d]);
@@ -355,7 +426,7 @@ impl FusedLlama {
         let (mut cos, mut sin) = (vec![0f32; hd / 2], vec![0f32; hd / 2]);
         let mut scores = vec![];
         for i in 0..self.layers.len() {
-            let l = &mut self.layers[i];
+            let l = &self.layers[i];
             let mut held = None;
             let w = match &l.weights {
                 Some(w) => w,
@@ -368,33 +439,33 @@ impl FusedLlama {
             w.wq.matmul(&acts, &mut q);
             w.wk.matmul(&acts, &mut k);
             w.wv.matmul(&acts, &mut v);
-            for (t, (q, k)) in q
+            for ((q, k), &(_, p)) in q
                 .chunks_exact_mut(q_out)
                 .zip(k.chunks_exact_mut(kv_out))
-                .enumerate()
+                .zip(&rows)
             {
-                angles(&self.inv_freq, pos + t, &mut cos, &mut sin);
+                angles(&self.inv_freq, p, &mut cos, &mut sin);
                 rope(q, hd, &cos, &sin);
                 rope(k, hd, &cos, &sin);
             }
-            l.k_cache.extend_from_slice(&k);
-            l.v_cache.extend_from_slice(&v);
-            for (t, (q, out)) in q
+            // Each item's new keys and values go to its own cache.
+            let mut first = 0;
+            for it in items.iter_mut() {
+                let span = first * kv_out..(first + it.tokens.len()) * kv_out;
+                it.cache.k[i].extend_from_slice(&k[span.clone()]);
+                it.cache.v[i].extend_from_slice(&v[span]);
+                first += it.tokens.len();
+            }
+            for ((q, out), &(item, p)) in q
                 .chunks_exact(q_out)
                 .zip(attn.chunks_exact_mut(q_out))
-                .enumerate()
+                .zip(&rows)
             {
-                // Token t sees the cache up to its own position.
-                let seen = (pos + t + 1) * kv_out;
+                // A row sees its own sequence up to its own position.
+                let seen = (p + 1) * kv_out;
+                let c = &items[item].cache;
                 let dims = (heads, kv_heads, hd);
-                attention(
-                    q,
-                    &l.k_cache[..seen],
-                    &l.v_cache[..seen],
-                    dims,
-                    &mut scores,
-                    out,
-                );
+                attention(q, &c.k[i][..seen], &c.v[i][..seen], dims, &mut scores, out);
             }
             for (a, attn) in acts.iter_mut().zip(attn.chunks_exact(q_out)) {
                 a.quantize(attn);
@@ -418,29 +489,37 @@ impl FusedLlama {
             let at = (self.passes, i, self.layers.len());
             done(&mut self.streamer, &mut self.observer, held, at);
         }
-        self.pos += n;
+        for it in items.iter_mut() {
+            it.cache.advance(it.tokens.len());
+        }
         self.passes += 1;
-        let s = &mut self.s;
-        rms_norm(&x[(n - 1) * d..], &self.norm, eps, &mut s.h);
-        s.act_d.quantize(&s.h);
+        // The head, for each item's last row only.
+        let mut last = 0;
+        for (it, a) in items.iter().zip(&mut acts) {
+            last += it.tokens.len();
+            rms_norm(&x[(last - 1) * d..last * d], &self.norm, eps, &mut h[..d]);
+            a.quantize(&h[..d]);
+        }
+        logits.resize(items.len() * self.arch.vocab_size as usize, 0.0);
         self.output
             .as_ref()
             .unwrap_or(&self.embedding)
-            .matvec(&s.act_d, &mut s.logits);
+            .matmul(&acts[..items.len()], logits);
         Ok(())
     }
     // ANCHOR_END: prefill
 
     // ANCHOR: step
-    /// One token through the model; the next position's logits.
-    pub fn step(&mut self, token: u32) -> Result<&[f32]> {
-        self.check(&[token])?;
+    /// One token through the model after the positions of `cache`; the
+    /// next position's logits in the scratch buffer.
+    fn step_in(&mut self, cache: &mut KvCache, token: u32) -> Result<()> {
+        self.check(cache, &[token])?;
         let (heads, kv_heads, hd) = (
             self.arch.num_heads as usize,
             self.arch.num_kv_heads as usize,
             self.arch.head_dim as usize,
         );
-        let (pos, eps) = (self.pos, self.eps);
+        let (pos, eps) = (cache.position(), self.eps);
         let s = &mut self.s;
         let prof = &mut self.profile;
         let mut t = std::time::Instant::now();
@@ -448,7 +527,7 @@ impl FusedLlama {
         angles(&self.inv_freq, pos, &mut s.cos, &mut s.sin);
         lap(prof, &mut t, "embedding row");
         let n_layers = self.layers.len();
-        for (i, l) in self.layers.iter_mut().enumerate() {
+        for (i, l) in self.layers.iter().enumerate() {
             let mut held = None;
             let w = match &l.weights {
                 Some(w) => w,
@@ -469,12 +548,12 @@ impl FusedLlama {
             lap(prof, &mut t, "Q, K, V");
             rope(&mut s.q, hd, &s.cos, &s.sin);
             rope(&mut s.k, hd, &s.cos, &s.sin);
-            l.k_cache.extend_from_slice(&s.k);
-            l.v_cache.extend_from_slice(&s.v);
+            cache.k[i].extend_from_slice(&s.k);
+            cache.v[i].extend_from_slice(&s.v);
             attention(
                 &s.q,
-                &l.k_cache,
-                &l.v_cache,
+                &cache.k[i],
+                &cache.v[i],
                 (heads, kv_heads, hd),
                 &mut s.scores,
                 &mut s.attn,
@@ -515,9 +594,9 @@ impl FusedLlama {
         if let Some(p) = prof {
             p.tokens += 1;
         }
-        self.pos += 1;
+        cache.advance(1);
         self.passes += 1;
-        Ok(&s.logits)
+        Ok(())
     }
     // ANCHOR_END: step
 }
@@ -544,11 +623,11 @@ impl Decoder for FusedLlama {
     }
 
     fn position(&self) -> usize {
-        self.pos
+        self.cache.position()
     }
 
     fn capacity(&self) -> usize {
-        self.capacity
+        self.cache.capacity()
     }
 
     fn placement(&self) -> Option<&Placement> {
@@ -742,3 +821,29 @@ pub fn read_bandwidth(bytes: usize, runs: usize) -> f64 {
     (words.len() * 8) as f64 / best
 }
 // ANCHOR_END: floor
+
+// ANCHOR: knee
+/// The roofline of one decode step for a batch of sequences: the weights
+/// are read once (`weight_bytes / bandwidth` seconds, whatever the batch)
+/// and each sequence does its own arithmetic (`flops_per_token /
+/// peak_flops` seconds each); the step takes the longer of the two. The
+/// smallest batch `b ≥ 1` whose arithmetic takes at least as long as the
+/// reading, `b · flops_per_token / peak_flops ≥ weight_bytes / bandwidth`:
+/// below it a step costs the same for one sequence or `b`, above it every
+/// sequence adds its arithmetic. `None` unless every input is positive and
+/// finite.
+pub fn compute_bound_batch(
+    weight_bytes: f64,
+    flops_per_token: f64,
+    bandwidth: f64,
+    peak_flops: f64,
+) -> Option<u64> {
+    let inputs = [weight_bytes, flops_per_token, bandwidth, peak_flops];
+    if !inputs.iter().all(|v| v.is_finite() && *v > 0.0) {
+        return None;
+    }
+    let (read, compute) = (weight_bytes / bandwidth, flops_per_token / peak_flops);
+    // A float cast saturates: a knee past u64::MAX reads as u64::MAX.
+    Some(((read / compute).ceil() as u64).max(1))
+}
+// ANCHOR_END: knee

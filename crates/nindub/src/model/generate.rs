@@ -338,87 +338,23 @@ impl Generator {
         cfg: &GenerateConfig,
         mut on_step: impl FnMut(&Step) -> bool,
     ) -> Result<Generation> {
-        if prompt.is_empty() {
-            return Err(Error::invalid(
-                "prompt",
-                "it is empty: there is nothing to continue",
-            ));
-        }
-        let context = self.decoder.capacity();
-        if prompt.len() >= context {
-            return Err(Error::invalid(
-                "prompt",
-                format!(
-                    "{} tokens leave no room in a context of {context}",
-                    prompt.len()
-                ),
-            ));
-        }
-        let mut sampler = Sampler::new(&cfg.sampling)?;
-        let mut history = prompt.to_vec();
-        let mut generated: Vec<u32> = vec![];
-        let mut text = String::new();
+        let mut seq = Sequence::new(prompt, cfg, self.decoder.capacity())?;
         let started = Instant::now();
         self.decoder.reset();
         // 1. Forward the whole prompt: logits for the next position.
-        let mut logits = self.logits_after(prompt, &history, cfg.use_cache)?;
+        let mut logits = self.logits_after(prompt, seq.history(), cfg.use_cache)?;
         let prompt_secs = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let mut stop_reason = StopReason::MaxTokens;
-        while generated.len() < cfg.max_tokens && history.len() < context {
-            // 2. Process the raw logits and pick a token.
-            let (token, probs) = sampler.choose(&logits, &history)?;
-            let candidates = self.candidates(&probs, cfg.top_n);
-            let logprob = probs
-                .get(token as usize)
-                .map_or(f32::NEG_INFINITY, |p| p.ln());
-            let (model_prob, entropy) = prob_and_entropy(&logits, token);
-            if token == self.tokenizer.eos && !cfg.ignore_eos {
-                stop_reason = StopReason::EndOfSequence;
-                break;
-            }
-            history.push(token);
-            generated.push(token);
-            // 3. Decode what is new (a character may span several tokens).
-            let full = self.tokenizer.decode(&generated, true)?;
-            let delta = if full.ends_with('\u{FFFD}') {
-                String::new()
-            } else {
-                full.get(text.len()..).unwrap_or_default().to_string()
-            };
-            if !delta.is_empty() {
-                text = full;
-            }
-            let step = Step {
-                index: generated.len() - 1,
-                token,
-                text: delta,
-                piece: self.tokenizer.piece(token),
-                candidates,
-                logprob,
-                model_prob,
-                entropy,
-            };
-            if let Some(pos) = cfg.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-                text.truncate(pos);
-                stop_reason = StopReason::StopString;
-                break;
-            }
+        // 2. Process the raw logits, pick a token, decode what is new.
+        while let Some(step) = seq.advance(&logits, &self.tokenizer)? {
             if !on_step(&step) {
-                stop_reason = StopReason::Callback;
-                break;
+                seq.stop(StopReason::Callback);
             }
-            // 4. Forward the new token (or the whole sequence without a cache).
-            logits = self.logits_after(&[token], &history, cfg.use_cache)?;
+            let Some(token) = seq.pending() else { break };
+            // 3. Forward the new token (or the whole sequence without a cache).
+            logits = self.logits_after(&[token], seq.history(), cfg.use_cache)?;
         }
-        Ok(Generation {
-            text,
-            tokens: generated,
-            prompt_tokens: prompt.len(),
-            stop_reason,
-            prompt_secs,
-            generate_secs: started.elapsed().as_secs_f64(),
-        })
+        Ok(seq.finish(prompt_secs, started.elapsed().as_secs_f64()))
     }
     // ANCHOR_END: ritual
 
@@ -432,23 +368,174 @@ impl Generator {
             self.decoder.forward(history)
         }
     }
+}
 
-    /// The `top_n` most probable tokens of `probs`, most probable first,
-    /// leaving out those of probability 0 (truncated by the chain).
-    fn candidates(&self, probs: &[f32], top_n: usize) -> Vec<(u32, String, f32)> {
-        if top_n == 0 || probs.is_empty() {
-            return vec![];
+// ANCHOR: sequence
+/// One generation in progress: the Ritual's state between two forward
+/// passes (the sampler and its random state, the history, the text so
+/// far, why it ended). The Ritual drives one; the server's batch drives
+/// many, one pass over the weights for all, and each sequence makes the
+/// same choices it would make alone.
+pub struct Sequence {
+    cfg: GenerateConfig,
+    sampler: Sampler,
+    history: Vec<u32>,
+    generated: Vec<u32>,
+    text: String,
+    prompt_tokens: usize,
+    context: usize,
+    stop_reason: Option<StopReason>,
+}
+
+impl Sequence {
+    /// A sequence after `prompt`, within a context of `context` positions.
+    pub fn new(prompt: &[u32], cfg: &GenerateConfig, context: usize) -> Result<Self> {
+        if prompt.is_empty() {
+            return Err(Error::invalid(
+                "prompt",
+                "it is empty: there is nothing to continue",
+            ));
         }
-        let mut order: Vec<usize> = (0..probs.len()).collect();
-        order.select_nth_unstable_by(top_n.min(probs.len() - 1), |&a, &b| {
-            probs[b].total_cmp(&probs[a])
-        });
-        order.truncate(top_n);
-        order.retain(|&i| probs[i] > 0.0);
-        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        order
-            .into_iter()
-            .map(|i| (i as u32, self.tokenizer.piece(i as u32), probs[i]))
-            .collect()
+        if prompt.len() >= context {
+            return Err(Error::invalid(
+                "prompt",
+                format!(
+                    "{} tokens leave no room in a context of {context}",
+                    prompt.len()
+                ),
+            ));
+        }
+        Ok(Sequence {
+            cfg: cfg.clone(),
+            sampler: Sampler::new(&cfg.sampling)?,
+            history: prompt.to_vec(),
+            generated: vec![],
+            text: String::new(),
+            prompt_tokens: prompt.len(),
+            context,
+            stop_reason: None,
+        })
     }
+
+    /// The prompt and the tokens generated so far.
+    pub fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// Positions this sequence can ever hold: its prompt plus the tokens it
+    /// may generate, within the context (what a batch reserves for it).
+    pub fn positions(&self) -> usize {
+        (self.prompt_tokens + self.cfg.max_tokens).min(self.context)
+    }
+
+    /// Why it ended; `None` while it runs.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop_reason
+    }
+
+    /// Ends it for the caller's reason (a callback, a client gone), which
+    /// replaces the length limit a last token may have reached.
+    pub fn stop(&mut self, reason: StopReason) {
+        self.stop_reason = Some(reason);
+    }
+
+    /// The token to forward next, while the sequence runs.
+    pub fn pending(&self) -> Option<u32> {
+        match self.stop_reason {
+            None => self.generated.last().copied(),
+            Some(_) => None,
+        }
+    }
+
+    /// Takes the logits after the last position: picks a token, decodes
+    /// what is new, and returns the step; `None` when the sequence ended
+    /// instead (end of sequence, a stop string, or no room left).
+    pub fn advance(&mut self, logits: &[f32], tokenizer: &GgufTokenizer) -> Result<Option<Step>> {
+        if self.stop_reason.is_some() {
+            return Ok(None);
+        }
+        if self.generated.len() >= self.cfg.max_tokens || self.history.len() >= self.context {
+            self.stop_reason = Some(StopReason::MaxTokens);
+            return Ok(None);
+        }
+        let (token, probs) = self.sampler.choose(logits, &self.history)?;
+        let candidates = candidates(tokenizer, &probs, self.cfg.top_n);
+        let logprob = probs
+            .get(token as usize)
+            .map_or(f32::NEG_INFINITY, |p| p.ln());
+        let (model_prob, entropy) = prob_and_entropy(logits, token);
+        if token == tokenizer.eos && !self.cfg.ignore_eos {
+            self.stop_reason = Some(StopReason::EndOfSequence);
+            return Ok(None);
+        }
+        self.history.push(token);
+        self.generated.push(token);
+        // A character may span several tokens: release text only whole.
+        let full = tokenizer.decode(&self.generated, true)?;
+        let delta = if full.ends_with('\u{FFFD}') {
+            String::new()
+        } else {
+            full.get(self.text.len()..).unwrap_or_default().to_string()
+        };
+        if !delta.is_empty() {
+            self.text = full;
+        }
+        if let Some(pos) = self
+            .cfg
+            .stop
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(pos);
+            self.stop_reason = Some(StopReason::StopString);
+            return Ok(None);
+        }
+        // The last token allowed ends the sequence without another pass.
+        if self.generated.len() >= self.cfg.max_tokens || self.history.len() >= self.context {
+            self.stop_reason = Some(StopReason::MaxTokens);
+        }
+        Ok(Some(Step {
+            index: self.generated.len() - 1,
+            token,
+            text: delta,
+            piece: tokenizer.piece(token),
+            candidates,
+            logprob,
+            model_prob,
+            entropy,
+        }))
+    }
+
+    /// The finished generation, with the seconds the caller measured.
+    pub fn finish(self, prompt_secs: f64, generate_secs: f64) -> Generation {
+        Generation {
+            text: self.text,
+            tokens: self.generated,
+            prompt_tokens: self.prompt_tokens,
+            stop_reason: self.stop_reason.unwrap_or(StopReason::MaxTokens),
+            prompt_secs,
+            generate_secs,
+        }
+    }
+}
+// ANCHOR_END: sequence
+
+/// The `top_n` most probable tokens of `probs`, most probable first,
+/// leaving out those of probability 0 (truncated by the chain).
+fn candidates(tokenizer: &GgufTokenizer, probs: &[f32], top_n: usize) -> Vec<(u32, String, f32)> {
+    if top_n == 0 || probs.is_empty() {
+        return vec![];
+    }
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.select_nth_unstable_by(top_n.min(probs.len() - 1), |&a, &b| {
+        probs[b].total_cmp(&probs[a])
+    });
+    order.truncate(top_n);
+    order.retain(|&i| probs[i] > 0.0);
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    order
+        .into_iter()
+        .map(|i| (i as u32, tokenizer.piece(i as u32), probs[i]))
+        .collect()
 }

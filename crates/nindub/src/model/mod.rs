@@ -8,7 +8,8 @@
 //! | [`tokenizer`] | the tokenizer rebuilt from GGUF metadata; the chat template |
 //! | [`decoder`] | the one decoding abstraction: forward positions, step, reset |
 //! | [`llama`] | a Llama decoder on candle, open at every step (the reference; GPUs) |
-//! | [`fused`] | the same network as fused loops over GGUF blocks (the CPU default; layer streaming) |
+//! | [`fused`] | the same network as fused loops over GGUF blocks (the CPU default; layer streaming; batches of sequences) |
+//! | [`kv_cache`] | a sequence's keys and values, reserved once; what a batch is made of |
 //! | [`sample`] | decoding controls as composable logits processors |
 //! | [`generate`] | the one decode loop: the Cantrip (one call) and the Ritual (every step) |
 //! | [`run`] | a measured run under a budget: time per token, bytes streamed, memory timeline |
@@ -22,6 +23,7 @@ pub mod decoder;
 pub mod fused;
 pub mod generate;
 pub mod gguf;
+pub mod kv_cache;
 pub mod lens;
 pub mod llama;
 pub mod run;

@@ -35,6 +35,8 @@ pub struct StreamStats {
     pub token_chunks: usize,
     /// Seconds between the first and the last token chunk.
     pub token_span_secs: f64,
+    /// Seconds from sending to each token chunk.
+    pub token_times: Vec<f64>,
     pub saw_done: bool,
     /// The error body, when the server refused.
     pub error: Option<Value>,
@@ -172,6 +174,7 @@ impl Client {
                     stats.ttft_secs.get_or_insert(now);
                     stats.token_span_secs = now - first;
                     stats.token_chunks += 1;
+                    stats.token_times.push(now);
                 }
                 let go_on = on_chunk(&chunk);
                 stats.chunks.push(chunk);
@@ -220,6 +223,23 @@ impl Round {
         t.iter().sum::<f64>() / t.len().max(1) as f64
     }
 
+    /// The `q` quantile (0 to 1, nearest rank) of the clients' times to
+    /// first token.
+    pub fn ttft_quantile(&self, q: f64) -> f64 {
+        quantile(self.streams.iter().filter_map(|s| s.ttft_secs).collect(), q)
+    }
+
+    /// The `q` quantile of the gaps between consecutive tokens, over every
+    /// client's stream (inter-token latency).
+    pub fn inter_token_quantile(&self, q: f64) -> f64 {
+        let gaps = self
+            .streams
+            .iter()
+            .flat_map(|s| s.token_times.windows(2).map(|w| w[1] - w[0]))
+            .collect();
+        quantile(gaps, q)
+    }
+
     /// What one client saw, on average: tokens/s once its tokens flow.
     pub fn mean_tokens_per_sec(&self) -> f64 {
         let n = self.streams.len().max(1) as f64;
@@ -229,6 +249,16 @@ impl Round {
             .sum::<f64>()
             / n
     }
+}
+
+/// The nearest-rank `q` quantile of `v` (0 when empty).
+pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
 }
 
 impl Client {

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub duration: Histogram,
     pub waiting: Gauge,
     pub running: Gauge,
+    /// Bytes of KV cache reserved by the sequences in the batch.
+    pub kv_reserved: Gauge,
     pub token_probability: Histogram,
     pub token_entropy: Histogram,
     pub signal_mean: Family<SignalLabels, Real>,
@@ -95,6 +97,7 @@ impl Metrics {
             duration: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             waiting: Gauge::default(),
             running: Gauge::default(),
+            kv_reserved: Gauge::default(),
             token_probability: Histogram::new([
                 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99,
             ]),
@@ -174,6 +177,11 @@ impl Metrics {
             "queue_running",
             "Requests being generated",
             m.running.clone(),
+        );
+        registry.register(
+            "kv_reserved_bytes",
+            "KV cache reserved by the sequences being generated (continuous batching)",
+            m.kv_reserved.clone(),
         );
         registry.register(
             "token_probability_ratio",

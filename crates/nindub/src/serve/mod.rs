@@ -12,6 +12,7 @@
 //! | [`protocol`] | request bodies parsed and validated; the errors clients read |
 //! | [`admission`] | the admission rule (503 + `Retry-After`) and the stop-string hold-back |
 //! | [`queue`] | the bounded queue and the worker that owns the model (feature `server`) |
+//! | [`batch`] | continuous batching: sequences join and leave at token boundaries, prompts in chunks, admission by KV bytes (feature `server`) |
 //! | [`sse`] | server-sent events, parsed incrementally (the client's side) |
 //! | [`auth`] | the API key, compared in constant time |
 //! | [`metrics`] | the Prometheus series (feature `server`) |
@@ -25,6 +26,8 @@
 
 pub mod admission;
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod batch;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "server")]

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::admission::{admit, held_back};
 use super::metrics::Metrics;
 use super::protocol::ApiError;
-use crate::model::generate::{GenerateConfig, Generator, StopReason};
+use crate::model::generate::{GenerateConfig, Generation, Generator, Step, StopReason};
 use crate::monitor::{MonitorConfig, QualityLog, QualityMonitor, RequestRecord, canary};
 
 /// A model waiting to replace the served one ([`super::Server::swap_model`]).
@@ -87,11 +87,20 @@ pub struct Queue {
     state: Mutex<State>,
     ready: Condvar,
     capacity: usize,
+    /// Requests generated at once (1: one after another).
+    parallel: usize,
 }
 
 impl Queue {
     pub fn new(capacity: usize) -> Self {
+        Self::with_parallel(capacity, 1)
+    }
+
+    /// A queue in front of a worker that generates `parallel` requests at
+    /// once: the work ahead of a refused client drains that much faster.
+    pub fn with_parallel(capacity: usize, parallel: usize) -> Self {
         Queue {
+            parallel: parallel.max(1),
             state: Mutex::new(State {
                 waiting: VecDeque::new(),
                 running: 0,
@@ -101,6 +110,11 @@ impl Queue {
             ready: Condvar::new(),
             capacity,
         }
+    }
+
+    /// Requests generated at once.
+    pub fn parallel(&self) -> usize {
+        self.parallel
     }
 
     pub fn capacity(&self) -> usize {
@@ -120,7 +134,7 @@ impl Queue {
             s.waiting.len(),
             s.running,
             self.capacity,
-            s.mean_service_secs,
+            s.mean_service_secs / self.parallel as f64,
         )?;
         s.waiting.push_back(job);
         self.ready.notify_one();
@@ -153,7 +167,33 @@ impl Queue {
         }
     }
 
-    fn finish(&self, secs: f64) {
+    /// Blocks until a job waits (true) or the queue closes (false).
+    pub(crate) fn wait_for_work(&self) -> bool {
+        let mut s = self.lock();
+        loop {
+            if s.closed {
+                return false;
+            }
+            if !s.waiting.is_empty() {
+                return true;
+            }
+            s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The job at the head of the line, if `fits` says it fits now; the
+    /// line keeps its order (a large request is not overtaken forever).
+    pub(crate) fn take_if(&self, fits: impl FnOnce(&Job) -> bool) -> Option<Job> {
+        let mut s = self.lock();
+        if s.closed || !s.waiting.front().is_some_and(fits) {
+            return None;
+        }
+        let job = s.waiting.pop_front()?;
+        s.running += 1;
+        Some(job)
+    }
+
+    pub(crate) fn finish(&self, secs: f64) {
         let mut s = self.lock();
         s.running -= 1;
         s.mean_service_secs = 0.8 * s.mean_service_secs + 0.2 * secs;
@@ -163,8 +203,10 @@ impl Queue {
 /// Starts the worker thread that owns the model. Before each job it takes
 /// a replacement model from `swap` if one is there, and runs the canaries
 /// when they are due (once at start, then after every `canary_every` jobs).
+/// With `queue.parallel() > 1` and the fused engine, the jobs are
+/// generated together ([`super::batch`]); otherwise one after another.
 pub fn spawn_worker(
-    mut generator: Generator,
+    generator: Generator,
     queue: Arc<Queue>,
     metrics: Arc<Metrics>,
     watch: MonitorConfig,
@@ -173,46 +215,124 @@ pub fn spawn_worker(
     std::thread::Builder::new()
         .name("nindub-worker".into())
         .spawn(move || {
-            let mut monitor = QualityMonitor::new(watch.windows, watch.embedding_norms.clone());
-            let mut served = 0usize;
-            let mut log = watch
-                .log
-                .as_deref()
-                .and_then(|p| match QualityLog::open(p) {
-                    Ok(l) => Some(l),
-                    Err(e) => {
-                        eprintln!("nindub: no quality log: {e}");
-                        None
-                    }
-                });
-            run_canaries(&mut generator, &watch, &metrics);
-            while let Some(job) = queue.next() {
+            let mut w = Worker::new(generator, queue, metrics, watch, swap);
+            if w.queue.parallel() > 1 && w.generator.fused().is_some() {
+                super::batch::run(&mut w);
+                return;
+            }
+            while let Some(job) = w.queue.next() {
                 let started = Instant::now();
-                metrics.set_queue(queue.depth());
-                let next = swap.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(next) = next {
-                    generator = next;
-                    metrics.model_swaps.inc();
-                }
-                // Canaries due after the last job run now, before this one
-                // (on the model that will serve it): a scrape between two
-                // requests never races a canary run.
-                if watch.canary_every > 0 && served > 0 && served % watch.canary_every == 0 {
-                    run_canaries(&mut generator, &watch, &metrics);
-                }
-                served += 1;
-                let mut record = RequestRecord {
-                    request: served,
-                    ..RequestRecord::default()
-                };
-                serve_job(&mut generator, job, &metrics, &mut monitor, &mut record);
-                if let Some(log) = &mut log {
-                    log.write(&record);
-                }
-                queue.finish(started.elapsed().as_secs_f64());
-                metrics.set_queue(queue.depth());
+                w.metrics.set_queue(w.queue.depth());
+                w.between_jobs();
+                let mut record = w.new_record();
+                serve_job(
+                    &mut w.generator,
+                    job,
+                    &w.metrics,
+                    &mut w.monitor,
+                    &mut record,
+                );
+                w.log(&record);
+                w.queue.finish(started.elapsed().as_secs_f64());
+                w.metrics.set_queue(w.queue.depth());
             }
         })
+}
+
+/// What the model's thread holds: the model, the quality monitor and its
+/// log, the count of jobs served (for the canaries' schedule).
+pub(crate) struct Worker {
+    pub(crate) generator: Generator,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) monitor: QualityMonitor,
+    watch: MonitorConfig,
+    swap: SwapSlot,
+    log: Option<QualityLog>,
+    served: usize,
+    /// `served` when the canaries last ran.
+    last_canary: usize,
+}
+
+impl Worker {
+    fn new(
+        mut generator: Generator,
+        queue: Arc<Queue>,
+        metrics: Arc<Metrics>,
+        watch: MonitorConfig,
+        swap: SwapSlot,
+    ) -> Self {
+        let monitor = QualityMonitor::new(watch.windows, watch.embedding_norms.clone());
+        let log = watch
+            .log
+            .as_deref()
+            .and_then(|p| match QualityLog::open(p) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("nindub: no quality log: {e}");
+                    None
+                }
+            });
+        run_canaries(&mut generator, &watch, &metrics);
+        Worker {
+            generator,
+            queue,
+            metrics,
+            monitor,
+            watch,
+            swap,
+            log,
+            served: 0,
+            last_canary: 0,
+        }
+    }
+
+    /// Whether a replacement model waits or the canaries are due: the
+    /// batch stops admitting until it drains, then [`Worker::between_jobs`].
+    pub(crate) fn due(&self) -> bool {
+        let swap = self
+            .swap
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        swap || self.canaries_due()
+    }
+
+    /// `canary_every` jobs admitted since the canaries last ran.
+    fn canaries_due(&self) -> bool {
+        let every = self.watch.canary_every;
+        every > 0 && self.watch.canaries.is_some() && self.served >= self.last_canary + every
+    }
+
+    /// Takes a replacement model if one waits; runs the canaries due after
+    /// the last job, before the next one (on the model that will serve it):
+    /// a scrape between two requests never races a canary run.
+    pub(crate) fn between_jobs(&mut self) {
+        let next = self.swap.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(next) = next {
+            self.generator = next;
+            self.metrics.model_swaps.inc();
+        }
+        if self.canaries_due() {
+            run_canaries(&mut self.generator, &self.watch, &self.metrics);
+            self.last_canary = self.served;
+        }
+    }
+
+    /// The quality record of the next job.
+    pub(crate) fn new_record(&mut self) -> RequestRecord {
+        self.served += 1;
+        RequestRecord {
+            request: self.served,
+            ..RequestRecord::default()
+        }
+    }
+
+    pub(crate) fn log(&mut self, record: &RequestRecord) {
+        if let Some(log) = &mut self.log {
+            log.write(record);
+        }
+    }
 }
 
 /// Scores the canaries, if there are any. A failed run (a canary that no
@@ -238,33 +358,79 @@ fn serve_job(
     monitor: &mut QualityMonitor,
     record: &mut RequestRecord,
 ) {
-    if job.events.is_closed() {
-        metrics.cancelled.inc();
+    let Some(mut out) = Outlet::open(&job, metrics, monitor, record) else {
         return;
-    }
-    if Instant::now() >= job.deadline {
-        metrics.timed_out.inc();
-        let _ = job.events.send(Event::Failed(timeout()));
-        return;
-    }
-    let queued_secs = job.arrived.elapsed().as_secs_f64();
-    let mut released = 0; // bytes of text sent so far
-    let mut text = String::new();
-    let mut ttft = None;
-    let mut gone = false;
-    let mut late = false;
-    monitor.observe_prompt(&job.prompt);
-    record.prompt.clone_from(&job.prompt);
+    };
     let result = g.generate(&job.prompt, &job.config, |step| {
-        ttft.get_or_insert_with(|| job.arrived.elapsed().as_secs_f64());
+        out.send(&job, step, metrics, monitor, record)
+    });
+    out.close(&job, result, metrics, monitor);
+}
+// ANCHOR_END: serve_job
+
+/// One request's side of generation, whoever drives the model (the serial
+/// worker or the batch): what has been released to the client, when the
+/// first token came, whether the client is gone or the deadline passed.
+pub(crate) struct Outlet {
+    queued_secs: f64,
+    /// Bytes of text sent so far.
+    released: usize,
+    text: String,
+    pub(crate) ttft: Option<f64>,
+    pub(crate) gone: bool,
+    late: bool,
+}
+
+impl Outlet {
+    /// Starts serving `job`, unless its client has gone or its deadline
+    /// passed while it waited (then it is counted and answered here).
+    pub(crate) fn open(
+        job: &Job,
+        metrics: &Metrics,
+        monitor: &mut QualityMonitor,
+        record: &mut RequestRecord,
+    ) -> Option<Outlet> {
+        if job.events.is_closed() {
+            metrics.cancelled.inc();
+            return None;
+        }
+        if Instant::now() >= job.deadline {
+            metrics.timed_out.inc();
+            let _ = job.events.send(Event::Failed(timeout()));
+            return None;
+        }
+        monitor.observe_prompt(&job.prompt);
+        record.prompt.clone_from(&job.prompt);
+        Some(Outlet {
+            queued_secs: job.arrived.elapsed().as_secs_f64(),
+            released: 0,
+            text: String::new(),
+            ttft: None,
+            gone: false,
+            late: false,
+        })
+    }
+
+    /// Sends one token (and the text it releases); false when the client is
+    /// gone or the deadline has passed: generation stops.
+    pub(crate) fn send(
+        &mut self,
+        job: &Job,
+        step: &Step,
+        metrics: &Metrics,
+        monitor: &mut QualityMonitor,
+        record: &mut RequestRecord,
+    ) -> bool {
+        self.ttft
+            .get_or_insert_with(|| job.arrived.elapsed().as_secs_f64());
         // The Infrastructure Canon: what the model's own distribution says.
         monitor.observe_token(step.token, step.model_prob, step.entropy);
         metrics.record_token(step.model_prob, step.entropy);
         record.tokens.push(step.token);
         record.prob.push(step.model_prob);
         record.entropy.push(step.entropy);
-        text.push_str(&step.text);
-        let safe = (text.len() - held_back(&text, &job.config.stop)).max(released);
+        self.text.push_str(&step.text);
+        let safe = (self.text.len() - held_back(&self.text, &job.config.stop)).max(self.released);
         let token = TokenInfo {
             id: step.token,
             text: step.piece.clone(),
@@ -276,61 +442,78 @@ fn serve_job(
                 .map(|(_, t, p)| (t.clone(), p.ln()))
                 .collect(),
         };
-        let delta = text.get(released..safe).unwrap_or_default().to_string();
-        released = safe;
-        gone = job
+        let delta = self
+            .text
+            .get(self.released..safe)
+            .unwrap_or_default()
+            .to_string();
+        self.released = safe;
+        self.gone = job
             .events
             .send(Event::Token { text: delta, token })
             .is_err();
-        late = Instant::now() >= job.deadline;
-        !gone && !late
-    });
-    metrics.record_quality(&monitor.snapshot());
-    let event = match result {
-        Err(e) => Event::Failed(ApiError::new(
-            500,
-            "server_error",
-            "generation_failed",
-            format!("generation failed: {e}"),
-        )),
-        // The tokens of a cancelled or late generation were computed all
-        // the same: they count.
-        Ok(out) if gone => {
-            metrics.record_generation(&out, ttft);
-            metrics.cancelled.inc();
-            return;
-        }
-        Ok(out) if late => {
-            metrics.record_generation(&out, ttft);
-            metrics.timed_out.inc();
-            Event::Failed(timeout())
-        }
-        Ok(out) => {
-            metrics.record_generation(&out, ttft);
-            Event::Done(Summary {
-                tail: out.text.get(released..).unwrap_or_default().to_string(),
-                finish_reason: match out.stop_reason {
-                    StopReason::MaxTokens => "length",
-                    _ => "stop",
-                },
-                prompt_tokens: out.prompt_tokens,
-                completion_tokens: out.tokens.len(),
-                queued_secs,
-                ttft_secs: ttft,
-                generate_secs: out.generate_secs,
-                text: out.text,
-            })
-        }
-    };
-    let _ = job.events.send(event);
+        self.late = Instant::now() >= job.deadline;
+        !self.gone && !self.late
+    }
+
+    /// The end: the rest of the text and the accounting, or the error.
+    pub(crate) fn close(
+        self,
+        job: &Job,
+        result: crate::error::Result<Generation>,
+        metrics: &Metrics,
+        monitor: &QualityMonitor,
+    ) {
+        metrics.record_quality(&monitor.snapshot());
+        let event = match result {
+            Err(e) => Event::Failed(ApiError::new(
+                500,
+                "server_error",
+                "generation_failed",
+                format!("generation failed: {e}"),
+            )),
+            // The tokens of a cancelled or late generation were computed all
+            // the same: they count.
+            Ok(out) if self.gone => {
+                metrics.record_generation(&out, self.ttft);
+                metrics.cancelled.inc();
+                return;
+            }
+            Ok(out) if self.late => {
+                metrics.record_generation(&out, self.ttft);
+                metrics.timed_out.inc();
+                Event::Failed(timeout())
+            }
+            Ok(out) => {
+                metrics.record_generation(&out, self.ttft);
+                Event::Done(Summary {
+                    tail: out
+                        .text
+                        .get(self.released..)
+                        .unwrap_or_default()
+                        .to_string(),
+                    finish_reason: match out.stop_reason {
+                        StopReason::MaxTokens => "length",
+                        _ => "stop",
+                    },
+                    prompt_tokens: out.prompt_tokens,
+                    completion_tokens: out.tokens.len(),
+                    queued_secs: self.queued_secs,
+                    ttft_secs: self.ttft,
+                    generate_secs: out.generate_secs,
+                    text: out.text,
+                })
+            }
+        };
+        let _ = job.events.send(event);
+    }
 }
-// ANCHOR_END: serve_job
 
 /// The server's own deadline passed: 503, the status of a server that
 /// cannot serve the request now (504 is a gateway's, waiting on an upstream;
 /// 408 is for a client too slow to send its request). The error's type
 /// tells it from a full queue.
-fn timeout() -> ApiError {
+pub(crate) fn timeout() -> ApiError {
     ApiError::new(
         503,
         "timeout_error",

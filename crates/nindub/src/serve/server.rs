@@ -41,8 +41,13 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// The name clients use for the model (`/v1/models`).
     pub model_id: String,
-    /// How many requests may wait while one is generated.
+    /// How many requests may wait while the batch is full.
     pub queue: usize,
+    /// How many requests are generated at once (continuous batching on the
+    /// fused engine; 1: one after another). Each reserves its KV cache out
+    /// of the engine's reservation, so the budget, not this number alone,
+    /// bounds the batch.
+    pub parallel: usize,
     pub api_key: Option<String>,
     /// Instead of a key: short-lived credentials minted by a trusted
     /// exchange (The Automated Forge), checked on every request for
@@ -80,6 +85,7 @@ impl ServeConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             model_id: model_id.into(),
             queue: 8,
+            parallel: 8,
             api_key: None,
             credentials: None,
             cors_origins: vec![],
@@ -102,6 +108,7 @@ impl ServeConfig {
     pub fn validate(&self) -> Result<()> {
         let zero = [
             ("queue", self.queue == 0),
+            ("parallel", self.parallel == 0),
             ("max_body_bytes", self.max_body_bytes == 0),
             ("max_prompt_tokens", self.max_prompt_tokens == 0),
             ("max_tokens", self.max_tokens == 0),
@@ -180,7 +187,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io(format!("address {}", cfg.addr), e))?;
-        let queue = Arc::new(Queue::new(cfg.queue));
+        let queue = Arc::new(Queue::with_parallel(cfg.queue, cfg.parallel));
         let metrics = Arc::new(Metrics::new());
         let context = generator.decoder.capacity();
         let state = Arc::new(AppState {
@@ -434,7 +441,7 @@ async fn health(State(s): State<Shared>) -> Response {
     axum::Json(json!({
         "status": "ok",
         "model": s.model_id,
-        "queue": { "waiting": waiting, "running": running, "capacity": s.queue.capacity() },
+        "queue": { "waiting": waiting, "running": running, "capacity": s.queue.capacity(), "parallel": s.queue.parallel() },
     }))
     .into_response()
 }

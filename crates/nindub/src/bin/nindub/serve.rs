@@ -24,9 +24,19 @@ pub struct ServeArgs {
     /// 0 picks a free port (printed).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// How many requests may wait while one is generated; more get 503.
+    /// How many requests may wait while the batch is full; more get 503.
     #[arg(long, default_value_t = 8)]
     queue: usize,
+    /// How many requests are generated together (continuous batching on
+    /// the fused engine; 1: one after another). Each reserves its KV cache
+    /// (prompt + max_tokens positions) out of the engine's reservation.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Positions of KV cache the engine reserves (within the budget, and
+    /// at most the model's context), shared by the requests in the batch;
+    /// default: one longest request (max_prompt_tokens + max_tokens + 1).
+    #[arg(long)]
+    kv_positions: Option<usize>,
     /// Require `Authorization: Bearer KEY` on /v1 routes.
     #[arg(long, env = "NINDUB_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -98,6 +108,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let cfg = ServeConfig {
         addr: std::net::SocketAddr::new(args.host, args.port),
         queue: args.queue,
+        parallel: args.parallel,
         api_key: args.api_key.clone(),
         credentials: match &args.trust_jwks {
             Some(path) => Some(CredentialCheck::new(
@@ -132,12 +143,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         ..ServeConfig::new(String::new())
     };
     cfg.validate()?;
-    // Under a budget the KV cache is reserved for the longest request the
-    // limits admit.
+    // The KV cache is reserved for the longest request the limits admit,
+    // or the positions asked for: the pool the batch's requests share.
     let (max_prompt, max_tokens) = (args.max_prompt_tokens, args.max_tokens);
-    let loaded = load(&args.model, &args.engine, |_, _| {
-        Ok(max_prompt.saturating_add(max_tokens).saturating_add(1))
-    })?;
+    let positions = args
+        .kv_positions
+        .unwrap_or(max_prompt.saturating_add(max_tokens).saturating_add(1));
+    let loaded = load(&args.model, &args.engine, |_, _| Ok(positions))?;
     let model_id = loaded
         .path
         .file_stem()
@@ -193,8 +205,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     ));
     memory.report(budget);
     eprintln!(
-        "nindub: serving `{model_id}`: web page {url}, API {url}v1 (OpenAI-compatible){}, queue {}; Ctrl-C stops",
+        "nindub: serving `{model_id}`: web page {url}, API {url}v1 (OpenAI-compatible){}, {} at once, queue {}; Ctrl-C stops",
         access,
+        args.parallel,
         args.queue,
         url = server.url(),
     );

@@ -1,0 +1,118 @@
+//! A sequence's KV cache: the keys and values of every position it has
+//! seen, per layer, in memory reserved once.
+//!
+//! A sequence owns its cache; the model's weights are shared. That split
+//! is what lets one pass over the weights serve several sequences at
+//! once ([`super::fused::FusedLlama::forward_batch`]): each row of the
+//! batch attends over its own cache at its own position. The cache is
+//! reserved for a number of positions when the sequence starts (the
+//! prompt plus the tokens it may generate), and a position past that is
+//! refused rather than grown: a growing `Vec` would double its allocation,
+//! and whatever budget counted it.
+
+use crate::error::{Error, Result};
+use crate::model::arch::Architecture;
+
+/// Keys and values, `[position][kv_heads · head_dim]`, for every layer.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    pub(crate) k: Vec<Vec<f32>>,
+    pub(crate) v: Vec<Vec<f32>>,
+    kv_dim: usize,
+    pos: usize,
+    capacity: usize,
+}
+
+// ANCHOR: bytes
+/// Bytes of a KV cache of `positions` positions: a key and a value vector
+/// of `kv_heads · head_dim` f32 per layer and position.
+pub fn kv_bytes(arch: &Architecture, positions: usize) -> u64 {
+    let kv_dim = arch.num_kv_heads * arch.head_dim;
+    2 * arch.num_layers * kv_dim * 4 * positions as u64
+}
+// ANCHOR_END: bytes
+
+impl KvCache {
+    /// A cache for `capacity` positions of `arch`, reserved now (the pages
+    /// are the operating system's to hand out as they are written).
+    pub fn new(arch: &Architecture, capacity: usize) -> Self {
+        let kv_dim = arch.num_kv_heads as usize * arch.head_dim as usize;
+        let layers = arch.num_layers as usize;
+        KvCache {
+            k: (0..layers)
+                .map(|_| Vec::with_capacity(capacity * kv_dim))
+                .collect(),
+            v: (0..layers)
+                .map(|_| Vec::with_capacity(capacity * kv_dim))
+                .collect(),
+            kv_dim,
+            pos: 0,
+            capacity,
+        }
+    }
+
+    /// Positions held.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Positions reserved.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes reserved (what a scheduler accounts for this sequence).
+    pub fn bytes(&self) -> u64 {
+        2 * self.k.len() as u64 * self.kv_dim as u64 * 4 * self.capacity as u64
+    }
+
+    /// Forgets every position (the reservation stays).
+    pub fn clear(&mut self) {
+        for (k, v) in self.k.iter_mut().zip(&mut self.v) {
+            k.clear();
+            v.clear();
+        }
+        self.pos = 0;
+    }
+
+    /// Refuses `n` more positions past the reservation.
+    pub(crate) fn check_room(&self, n: usize) -> Result<()> {
+        if self.pos + n > self.capacity {
+            return Err(Error::invalid(
+                "context",
+                format!(
+                    "{n} positions after {} cached exceed the {} the KV cache was reserved for",
+                    self.pos, self.capacity
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` positions written to every layer.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::arch::Architecture;
+
+    #[test]
+    fn bytes_match_the_reservation_and_positions_are_bounded() {
+        let arch = Architecture::preset("smollm2-135m").unwrap();
+        let mut c = KvCache::new(&arch, 10);
+        assert_eq!(c.bytes(), kv_bytes(&arch, 10));
+        // SmolLM2-135M: 30 layers, 3 KV heads of 64: 46,080 bytes a position.
+        assert_eq!(kv_bytes(&arch, 1), 2 * 30 * 192 * 4);
+        assert!(c.check_room(10).is_ok());
+        c.advance(4);
+        assert!(c.check_room(6).is_ok());
+        let e = c.check_room(7).unwrap_err().to_string();
+        assert!(e.contains("7 positions after 4"), "{e}");
+        c.clear();
+        assert_eq!(c.position(), 0);
+    }
+}

@@ -1,0 +1,268 @@
+//! Many voices, one crystal: continuous batching.
+//!
+//! Decoding one token of a small model reads every weight once and does
+//! little arithmetic with each byte: the memory bus, not the cores, sets
+//! the pace. A batch of sequences stepped together reads the weights once
+//! for all of them ([`FusedLlama::forward_batch`]), so while the bytes
+//! dominate, eight streams cost little more than one. This is the worker
+//! that makes it so for the server:
+//!
+//! - sequences **join and leave at token boundaries**: a request is
+//!   admitted into the running batch at the next step, and a finished,
+//!   cancelled or late one leaves it (its KV cache freed) at once;
+//! - a new prompt is run **in chunks between decode steps** (chunked
+//!   prefill): each pass holds every decoding sequence's next token plus
+//!   as much prompt as the pass's row limit leaves, so running streams
+//!   never wait for a whole prompt;
+//! - admission is **by bytes**: each sequence reserves its KV cache for its
+//!   prompt plus the tokens it may generate, out of the pool the engine
+//!   reserved (its budget's KV cache); a request that does not fit waits in
+//!   the queue, in order, and a full queue answers 503 with `Retry-After`.
+//!
+//! Each sequence keeps its own sampler and history ([`Sequence`]), so a
+//! stream is the one the same request would get alone, token for token.
+
+use std::time::Instant;
+
+use super::protocol::ApiError;
+use super::queue::{Event, Job, Outlet, Worker};
+use crate::model::fused::BatchItem;
+use crate::model::generate::{Sequence, StopReason};
+use crate::model::kv_cache::{KvCache, kv_bytes};
+use crate::monitor::RequestRecord;
+use crate::stream::placement::PREFILL_CHUNK;
+
+/// One request in the batch.
+struct Slot {
+    job: Job,
+    seq: Sequence,
+    cache: KvCache,
+    /// Prompt tokens already run.
+    prefilled: usize,
+    /// The token this slot runs next while it decodes.
+    next: [u32; 1],
+    out: Outlet,
+    record: RequestRecord,
+    admitted: Instant,
+    /// When the last prompt chunk ran (prefill ends, decoding starts).
+    decoding_since: Option<Instant>,
+}
+
+impl Slot {
+    fn prompt_left(&self) -> usize {
+        self.job.prompt.len() - self.prefilled
+    }
+}
+
+// ANCHOR: plan
+/// Which tokens each sequence runs in the next pass, in slot order:
+/// `(slot, tokens)`. Every decoding sequence runs its one next token; the
+/// rows left (of `rows` in all) go to prompts, oldest first, in chunks.
+pub fn plan(prompt_left: &[usize], rows: usize) -> Vec<(usize, usize)> {
+    let decoding = prompt_left.iter().filter(|&&p| p == 0).count();
+    let mut spare = rows.saturating_sub(decoding);
+    let mut plan = vec![];
+    for (slot, &left) in prompt_left.iter().enumerate() {
+        if left == 0 {
+            plan.push((slot, 1));
+        } else if spare > 0 {
+            let take = left.min(spare);
+            spare -= take;
+            plan.push((slot, take));
+        }
+    }
+    plan
+}
+// ANCHOR_END: plan
+
+/// Serves the queue in batches of up to `queue.parallel()` sequences until
+/// it closes.
+pub(crate) fn run(w: &mut Worker) {
+    let arch = w.generator.arch().clone();
+    // The pool: the KV cache the engine reserved (within its budget).
+    let pool = kv_bytes(&arch, w.generator.decoder.capacity());
+    let context = w.generator.decoder.capacity();
+    let tokenizer = w.generator.tokenizer.clone();
+    let mut active: Vec<Slot> = vec![];
+    loop {
+        if active.is_empty() {
+            if !w.queue.wait_for_work() {
+                return;
+            }
+            w.between_jobs();
+        }
+        // Join: while there is a free place, room in the pool, and no
+        // model swap or canary run waiting for the batch to drain.
+        let mut reserved: u64 = active.iter().map(|s| s.cache.bytes()).sum();
+        while active.len() < w.queue.parallel() && !w.due() {
+            let need = |job: &Job| kv_bytes(&arch, positions(job, context));
+            let Some(job) = w.queue.take_if(|job| reserved + need(job) <= pool) else {
+                break;
+            };
+            let mut record = w.new_record();
+            let admitted = Instant::now();
+            let Some(out) = Outlet::open(&job, &w.metrics, &mut w.monitor, &mut record) else {
+                w.log(&record);
+                w.queue.finish(0.0);
+                continue;
+            };
+            match Sequence::new(&job.prompt, &job.config, context) {
+                Ok(seq) => {
+                    let cache = KvCache::new(&arch, seq.positions());
+                    reserved += cache.bytes();
+                    active.push(Slot {
+                        job,
+                        seq,
+                        cache,
+                        prefilled: 0,
+                        next: [0],
+                        out,
+                        record,
+                        admitted,
+                        decoding_since: None,
+                    });
+                }
+                Err(e) => {
+                    out.close(&job, Err(e), &w.metrics, &w.monitor);
+                    w.log(&record);
+                    w.queue.finish(0.0);
+                }
+            }
+        }
+        w.metrics.kv_reserved.set(reserved as i64);
+        w.metrics.set_queue(w.queue.depth());
+        // Leave: clients gone since the last pass.
+        for slot in &mut active {
+            if slot.job.events.is_closed() {
+                slot.out.gone = true;
+                slot.seq.stop(StopReason::Callback);
+            }
+        }
+        finish_done(w, &mut active);
+        if active.is_empty() {
+            continue;
+        }
+        let left: Vec<usize> = active.iter().map(Slot::prompt_left).collect();
+        let plan = plan(&left, PREFILL_CHUNK);
+        let Some(fused) = w.generator.fused() else {
+            return;
+        };
+        let result = {
+            let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(plan.len());
+            let mut slots = active.iter_mut().enumerate();
+            for &(i, n) in &plan {
+                let Some((_, s)) = slots.find(|(j, _)| *j == i) else {
+                    break;
+                };
+                let tokens = match s.prompt_left() {
+                    0 => &s.next[..],
+                    _ => &s.job.prompt[s.prefilled..s.prefilled + n],
+                };
+                items.push(BatchItem {
+                    cache: &mut s.cache,
+                    tokens,
+                });
+            }
+            fused.forward_batch(&mut items).map(|l| l.to_vec())
+        };
+        let logits = match result {
+            Ok(l) => l,
+            Err(e) => {
+                // The pass failed for every sequence in it.
+                for &(i, _) in plan.iter().rev() {
+                    let s = active.remove(i);
+                    let _ = s.job.events.send(Event::Failed(ApiError::new(
+                        500,
+                        "server_error",
+                        "generation_failed",
+                        format!("generation failed: {e}"),
+                    )));
+                    w.log(&s.record);
+                    w.queue.finish(s.admitted.elapsed().as_secs_f64());
+                }
+                continue;
+            }
+        };
+        let vocab = arch.vocab_size as usize;
+        for (row, &(i, n)) in plan.iter().enumerate() {
+            let s = &mut active[i];
+            s.prefilled = (s.prefilled + n).min(s.job.prompt.len());
+            if s.prompt_left() > 0 {
+                continue;
+            }
+            s.decoding_since.get_or_insert_with(Instant::now);
+            let logits = &logits[row * vocab..(row + 1) * vocab];
+            match s.seq.advance(logits, &tokenizer) {
+                Ok(Some(step)) => {
+                    if !s
+                        .out
+                        .send(&s.job, &step, &w.metrics, &mut w.monitor, &mut s.record)
+                    {
+                        s.seq.stop(StopReason::Callback);
+                    }
+                    s.next = [step.token];
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = s.job.events.send(Event::Failed(ApiError::new(
+                        500,
+                        "server_error",
+                        "generation_failed",
+                        format!("sampling failed: {e}"),
+                    )));
+                    s.out.gone = true;
+                    s.seq.stop(StopReason::Callback);
+                }
+            }
+        }
+        finish_done(w, &mut active);
+    }
+}
+
+/// The positions a job reserves: its prompt and what it may generate,
+/// within the context.
+fn positions(job: &Job, context: usize) -> usize {
+    (job.prompt.len() + job.config.max_tokens).min(context)
+}
+
+/// Answers and removes the sequences that ended; their caches are freed.
+fn finish_done(w: &mut Worker, active: &mut Vec<Slot>) {
+    let mut i = 0;
+    while i < active.len() {
+        if active[i].seq.stop_reason().is_none() {
+            i += 1;
+            continue;
+        }
+        let s = active.remove(i);
+        let prompt_secs = s
+            .decoding_since
+            .map_or(0.0, |t| (t - s.admitted).as_secs_f64());
+        let generate_secs = s.decoding_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let generation = s.seq.finish(prompt_secs, generate_secs);
+        s.out.close(&s.job, Ok(generation), &w.metrics, &w.monitor);
+        w.log(&s.record);
+        w.queue.finish(s.admitted.elapsed().as_secs_f64());
+    }
+    let reserved: u64 = active.iter().map(|s| s.cache.bytes()).sum();
+    w.metrics.kv_reserved.set(reserved as i64);
+    w.metrics.set_queue(w.queue.depth());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan;
+
+    #[test]
+    fn decoders_first_then_prompts_in_chunks() {
+        // Three decoding, one prompt of 100 tokens: 61 of it fit.
+        assert_eq!(
+            plan(&[0, 100, 0, 0], 64),
+            vec![(0, 1), (1, 61), (2, 1), (3, 1)]
+        );
+        // Two prompts: the older takes what it needs, the next the rest.
+        assert_eq!(plan(&[10, 100], 64), vec![(0, 10), (1, 54)]);
+        // No spare rows: prompts wait, decoders never do.
+        assert_eq!(plan(&[0, 0, 5], 2), vec![(0, 1), (1, 1)]);
+        assert!(plan(&[], 64).is_empty());
+    }
+}

@@ -4,9 +4,12 @@
 //! text to concurrent clients as to one, frees a slot when a client hangs
 //! up, and never reserves more KV cache than its pool.
 
+mod common;
+use common::{metric, wait_for_health};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use candle_core::Device;
 use nindub::assets;
@@ -181,26 +184,6 @@ fn streamed(client: &Client, body: &Value) -> (String, Value) {
     (stats.text, usage)
 }
 
-fn metric(client: &Client, name: &str) -> f64 {
-    let (_, text) = client.get("/metrics").unwrap();
-    text.as_str()
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
-fn wait_for(client: &Client, what: &dyn Fn(&Value) -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(60) {
-        if what(&client.get("/health").unwrap().1) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the server never reached the expected state");
-}
-
 // ANCHOR: same_streams
 #[test]
 fn concurrent_clients_get_the_streams_they_would_get_alone() {
@@ -235,7 +218,7 @@ fn concurrent_clients_get_the_streams_they_would_get_alone() {
         assert_eq!(got.1, want.1, "client {k}: the usage differs");
         assert!(got.1["completion_tokens"].as_u64().unwrap() <= 12 + 4 * k as u64);
     }
-    wait_for(&client, &|h| h["queue"]["running"] == 0);
+    wait_for_health(&client, &|h| h["queue"]["running"] == 0);
     assert_eq!(metric(&client, "nindub_kv_reserved_bytes "), 0.0);
 }
 // ANCHOR_END: same_streams
@@ -269,13 +252,13 @@ fn a_hang_up_frees_the_slot_and_the_pool_bounds_the_batch() {
             c.stream("/v1/completions", &body, |_| !h.load(Ordering::Relaxed))
         })
     };
-    wait_for(&client, &|h| h["queue"]["running"] == 1);
+    wait_for_health(&client, &|h| h["queue"]["running"] == 1);
     assert_eq!(metric(&client, "nindub_kv_reserved_bytes "), one);
     let b = {
         let (c, body) = (client.clone(), long(1));
         std::thread::spawn(move || streamed(&c, &body))
     };
-    wait_for(&client, &|h| h["queue"]["waiting"] == 1);
+    wait_for_health(&client, &|h| h["queue"]["waiting"] == 1);
     assert_eq!(metric(&client, "nindub_kv_reserved_bytes "), one);
     hang_up.store(true, Ordering::Relaxed);
     let _ = a.join().unwrap();
@@ -283,7 +266,7 @@ fn a_hang_up_frees_the_slot_and_the_pool_bounds_the_batch() {
     let (text, usage) = b.join().unwrap();
     assert!(!text.is_empty());
     assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
-    wait_for(&client, &|h| h["queue"]["running"] == 0);
+    wait_for_health(&client, &|h| h["queue"]["running"] == 0);
     assert_eq!(metric(&client, "nindub_kv_reserved_bytes "), 0.0);
     assert_eq!(metric(&client, "nindub_cancelled_total "), 1.0);
 }

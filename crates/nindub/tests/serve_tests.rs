@@ -2,7 +2,7 @@
 //! loopback port, with the real SmolLM2 behind it.
 
 mod common;
-use common::raw;
+use common::{metric, raw, wait_for_health};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,15 +47,6 @@ fn chat(content: &str, max_tokens: usize) -> Value {
         "max_tokens": max_tokens,
         "temperature": 0,
     })
-}
-
-fn metric(client: &Client, name: &str) -> f64 {
-    let (_, text) = client.get("/metrics").unwrap();
-    text.as_str()
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 #[test]
@@ -386,16 +377,7 @@ fn a_full_queue_says_503_and_a_hang_up_cancels() {
             .unwrap()
         })
     };
-    let wait_for = |what: &dyn Fn(&Value) -> bool| {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(60) {
-            if what(&client.get("/health").unwrap().1) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the queue never reached the expected state");
-    };
+    let wait_for = |what: &dyn Fn(&Value) -> bool| wait_for_health(&client, what);
     wait_for(&|h| h["queue"]["running"] == 1);
     // B waits in the queue.
     let b = {

@@ -89,3 +89,29 @@ pub fn raw(addr: std::net::SocketAddr, request: impl AsRef<[u8]>) -> (u16, Strin
         .unwrap_or(0);
     (status, head.to_ascii_lowercase(), body.to_string())
 }
+
+/// A series' value on the server's `/metrics` page (`name` with its
+/// trailing space, or with its labels).
+pub fn metric(client: &nindub::serve::client::Client, name: &str) -> f64 {
+    let (_, text) = client.get("/metrics").unwrap();
+    text.as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Polls `/health` until `what` holds (at most a minute).
+pub fn wait_for_health(
+    client: &nindub::serve::client::Client,
+    what: &dyn Fn(&serde_json::Value) -> bool,
+) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(60) {
+        if what(&client.get("/health").unwrap().1) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the server never reached the expected state");
+}

@@ -76,20 +76,30 @@ pub fn plan(prompt_left: &[usize], rows: usize) -> Vec<(usize, usize)> {
 // ANCHOR_END: plan
 
 /// Serves the queue in batches of up to `queue.parallel()` sequences until
-/// it closes.
+/// it closes. A replacement model is taken when the batch has drained; one
+/// the fused engine does not run is served in turn from then on.
 pub(crate) fn run(w: &mut Worker) {
-    let arch = w.generator.arch().clone();
-    // The pool: the KV cache the engine reserved (within its budget).
-    let pool = kv_bytes(&arch, w.generator.decoder.capacity());
-    let context = w.generator.decoder.capacity();
-    let tokenizer = w.generator.tokenizer.clone();
     let mut active: Vec<Slot> = vec![];
+    // The model's shape, its context and the KV pool (the cache the engine
+    // reserved, within its budget): read again after every swap.
+    let shape = |w: &Worker| {
+        let context = w.generator.decoder.capacity();
+        let arch = w.generator.arch().clone();
+        (kv_bytes(&arch, context), arch, context)
+    };
+    let (mut pool, mut arch, mut context) = shape(w);
+    let mut tokenizer = w.generator.tokenizer.clone();
     loop {
         if active.is_empty() {
             if !w.queue.wait_for_work() {
                 return;
             }
             w.between_jobs();
+            if w.generator.fused().is_none() {
+                return super::queue::serve_in_turn(w);
+            }
+            (pool, arch, context) = shape(w);
+            tokenizer = w.generator.tokenizer.clone();
         }
         // Join: while there is a free place, room in the pool, and no
         // model swap or canary run waiting for the batch to drain.
@@ -145,7 +155,8 @@ pub(crate) fn run(w: &mut Worker) {
         let left: Vec<usize> = active.iter().map(Slot::prompt_left).collect();
         let plan = plan(&left, PREFILL_CHUNK);
         let Some(fused) = w.generator.fused() else {
-            return;
+            // Swaps happen only between batches: not reached.
+            return super::queue::serve_in_turn(w);
         };
         let result = {
             let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(plan.len());

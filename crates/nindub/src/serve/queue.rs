@@ -218,25 +218,30 @@ pub fn spawn_worker(
             let mut w = Worker::new(generator, queue, metrics, watch, swap);
             if w.queue.parallel() > 1 && w.generator.fused().is_some() {
                 super::batch::run(&mut w);
-                return;
-            }
-            while let Some(job) = w.queue.next() {
-                let started = Instant::now();
-                w.metrics.set_queue(w.queue.depth());
-                w.between_jobs();
-                let mut record = w.new_record();
-                serve_job(
-                    &mut w.generator,
-                    job,
-                    &w.metrics,
-                    &mut w.monitor,
-                    &mut record,
-                );
-                w.log(&record);
-                w.queue.finish(started.elapsed().as_secs_f64());
-                w.metrics.set_queue(w.queue.depth());
+            } else {
+                serve_in_turn(&mut w);
             }
         })
+}
+
+/// Serves the queue one job after another until it closes.
+pub(crate) fn serve_in_turn(w: &mut Worker) {
+    while let Some(job) = w.queue.next() {
+        let started = Instant::now();
+        w.metrics.set_queue(w.queue.depth());
+        w.between_jobs();
+        let mut record = w.new_record();
+        serve_job(
+            &mut w.generator,
+            job,
+            &w.metrics,
+            &mut w.monitor,
+            &mut record,
+        );
+        w.log(&record);
+        w.queue.finish(started.elapsed().as_secs_f64());
+        w.metrics.set_queue(w.queue.depth());
+    }
 }
 
 /// What the model's thread holds: the model, the quality monitor and its

@@ -257,7 +257,7 @@ fn a_budget_streams_the_layers_that_do_not_fit() {
         streamed.step(t).unwrap();
     }
     let e = streamed.step(1).err().unwrap().to_string();
-    assert!(e.contains("the budget reserved the KV cache for"), "{e}");
+    assert!(e.contains("the KV cache was reserved for"), "{e}");
     // Too small for even one layer: refused, naming what was needed.
     let e = FusedLlama::with_budget(&file, Some(all.reserved), context)
         .err()

@@ -3,15 +3,19 @@
 //! first token, inter-token latency, per-client and aggregate speed and
 //! peak memory of SmolLM2 through `nindub serve` for 1, 2, 4, 8 and 16
 //! concurrent streamed clients, served in turn (`parallel = 1`) and batched
-//! (`parallel = 16`), and through a peer server on the same GGUF
-//! (llama-cpp-python's `python3 -m llama_cpp.server`) when it is installed.
+//! (`parallel = 16`), and through two peer servers on the same GGUF when
+//! they are built: llama.cpp's own `llama-server` with 16 parallel slots
+//! (continuous batching, as nindub's batched server) and llama-cpp-python's
+//! `python3 -m llama_cpp.server` (requests in turn).
 //!
 //! `cargo bench -p nindub --bench speaking_stone` prints the table; with
 //! `NINDUB_BENCH_OUT=DIR` it also writes `DIR/serve.json` and
 //! `DIR/clients.svg` (`-- --replot DIR` redraws the plot from the JSON).
 //! The peer's Python is `NINDUB_PEER_PYTHON`, else
 //! `~/.cache/codex/peers/venv/bin/python` (made, with the server's
-//! dependencies, by `crates/nindub/tests/fixtures/regenerate-llama-cpp.sh`).
+//! dependencies, by `crates/nindub/tests/fixtures/regenerate-llama-cpp.sh`);
+//! `llama-server` is where `crates/nindub/tests/fixtures/build-llama-cpp.sh`
+//! builds it ([`nindub::peers::llama_cpp_tool`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,9 +87,14 @@ fn in_process(g: &mut Generator) -> Res<(f64, f64, usize)> {
 }
 
 /// One row per concurrency: the round with the median aggregate speed,
-/// and the process's peak resident memory over its rounds (the server runs
-/// in this process; `None` for the peer, or where the peak cannot be reset).
-fn rounds(client: &Client, model: Option<&str>) -> Res<Vec<(Round, Option<u64>)>> {
+/// and the server's peak resident memory over its rounds: this process's
+/// (nindub's server runs in it) or the peer's (`pid`); `None` where the peak
+/// cannot be reset.
+fn rounds(
+    client: &Client,
+    model: Option<&str>,
+    pid: Option<u32>,
+) -> Res<Vec<(Round, Option<u64>)>> {
     let mut k = 0;
     let mut bodies = |n: usize| -> Vec<Value> {
         (0..n)
@@ -104,7 +113,10 @@ fn rounds(client: &Client, model: Option<&str>) -> Res<Vec<(Round, Option<u64>)>
     client.concurrent_each("/v1/completions", &bodies(1))?; // warm-up
     let mut rows = vec![];
     for &clients in CLIENTS {
-        let reset = nindub::process::reset_peak();
+        let reset = match pid {
+            None => nindub::process::reset_peak(),
+            Some(pid) => nindub::process::reset_peak_of(pid),
+        };
         let mut runs = vec![];
         for _ in 0..if clients == 1 { RUNS } else { 1 } {
             let round = client.concurrent_each("/v1/completions", &bodies(clients))?;
@@ -128,9 +140,12 @@ fn rounds(client: &Client, model: Option<&str>) -> Res<Vec<(Round, Option<u64>)>
             a.aggregate_tokens_per_sec()
                 .total_cmp(&b.aggregate_tokens_per_sec())
         });
-        let peak = nindub::process::rss()
-            .filter(|_| reset && model.is_some())
-            .map(|(_, peak)| peak);
+        let peak = match pid {
+            None => nindub::process::rss(),
+            Some(pid) => nindub::process::rss_of(pid),
+        }
+        .filter(|_| reset)
+        .map(|(_, peak)| peak);
         rows.push((runs.swap_remove(runs.len() / 2), peak));
     }
     Ok(rows)
@@ -181,7 +196,34 @@ fn start_peer(py: &PathBuf, model: &std::path::Path) -> Res<(Peer, String)> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let peer = Peer(child);
+    ready(Peer(child), port, "llama_cpp.server")
+}
+
+/// llama.cpp's own server with `slots` parallel slots (continuous
+/// batching), each slot a context of 256 positions, on this bench's threads.
+fn start_llama_server(
+    bin: &std::path::Path,
+    model: &std::path::Path,
+    slots: usize,
+) -> Res<(Peer, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let threads = rayon::current_num_threads().to_string();
+    let child = Command::new(bin)
+        .arg("-m")
+        .arg(model)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["-t", &threads, "-tb", &threads])
+        .args(["-np", &slots.to_string(), "-c", &(slots * 256).to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    ready(Peer(child), port, "llama-server")
+}
+
+/// Waits until the peer answers `/v1/models`.
+fn ready(peer: Peer, port: u16, name: &str) -> Res<(Peer, String)> {
     let url = format!("http://127.0.0.1:{port}/");
     let client = Client::new(&url);
     let t = Instant::now();
@@ -191,7 +233,7 @@ fn start_peer(py: &PathBuf, model: &std::path::Path) -> Res<(Peer, String)> {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    Err("llama_cpp.server did not answer within 120 s".into())
+    Err(format!("{name} did not answer within 120 s").into())
 }
 
 fn row_json((r, peak): &(Round, Option<u64>)) -> Value {
@@ -271,6 +313,7 @@ fn plot(json: &Value, dir: &std::path::Path) -> Res<()> {
     for (name, rows) in [
         ("nindub serve, batched", &json["nindub_batched"]),
         ("nindub serve, in turn", &json["nindub_serve"]),
+        ("llama-server -np 16", &json["llama_server"]),
         ("llama_cpp.server", &json["llama_cpp_server"]),
     ] {
         if rows.is_array() {
@@ -347,6 +390,10 @@ fn main() -> Res<()> {
         batches.push(json!({ "batch": b, "ms_per_step": ms, "tokens_per_s": tps }));
     }
     println!();
+    // `-- --engine`: the engine's table alone (seconds, not minutes).
+    if args.iter().any(|a| a == "--engine") {
+        return Ok(());
+    }
 
     let mut g = Generator::load(&model, &Device::Cpu)?;
     let (ttft, tps, n) = in_process(&mut g)?;
@@ -372,7 +419,7 @@ fn main() -> Res<()> {
         cfg.queue = 16;
         cfg.parallel = parallel;
         let server = Server::start(Generator::load(&model, &Device::Cpu)?, cfg)?;
-        let rows = rounds(&Client::new(&server.url()), Some("smollm2"))?;
+        let rows = rounds(&Client::new(&server.url()), Some("smollm2"), None)?;
         drop(server);
         Ok(rows)
     };
@@ -394,10 +441,28 @@ fn main() -> Res<()> {
         }
         Some(py) => {
             let (proc_, url) = start_peer(&py, &model)?;
-            let rows = rounds(&Client::new(&url), None)?;
+            let rows = rounds(&Client::new(&url), None, Some(proc_.0.id()))?;
             drop(proc_);
             for r in &rows {
                 print_row("llama-cpp-python server", r);
+            }
+            Some(rows)
+        }
+    };
+    let llama_server = match nindub::peers::llama_cpp_tool("llama-server") {
+        None => {
+            println!(
+                "{:<30} not built (crates/nindub/tests/fixtures/build-llama-cpp.sh builds it)",
+                "llama-server -np 16"
+            );
+            None
+        }
+        Some(bin) => {
+            let (proc_, url) = start_llama_server(&bin, &model, 16)?;
+            let rows = rounds(&Client::new(&url), None, Some(proc_.0.id()))?;
+            drop(proc_);
+            for r in &rows {
+                print_row("llama-server -np 16", r);
             }
             Some(rows)
         }
@@ -424,6 +489,14 @@ fn main() -> Res<()> {
         at(&batched, 8) / at(&ours, 8).max(1e-9),
         at(&ours, 8)
     );
+    if let Some(rows) = &llama_server {
+        println!(
+            "8 clients: batched {:.1} tokens/s in all, {:.2}x llama-server's {:.1} with 16 slots; goal: at least 1x",
+            at(&batched, 8),
+            at(&batched, 8) / at(rows, 8).max(1e-9),
+            at(rows, 8)
+        );
+    }
     println!(
         "in-process generated {n} tokens per run; HTTP streams {} tokens per client",
         one.tokens() / one.clients.max(1)
@@ -440,6 +513,7 @@ fn main() -> Res<()> {
             "nindub_serve": ours.iter().map(row_json).collect::<Vec<_>>(),
             "nindub_batched": batched.iter().map(row_json).collect::<Vec<_>>(),
             "llama_cpp_server": peer.as_ref().map(|rows| rows.iter().map(row_json).collect::<Vec<_>>()),
+            "llama_server": llama_server.as_ref().map(|rows| rows.iter().map(row_json).collect::<Vec<_>>()),
         });
         std::fs::write(dir.join("serve.json"), serde_json::to_string_pretty(&json)?)?;
         plot(&json, &dir)?;

@@ -21,8 +21,9 @@
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
 //! models, fetched with pip), [`corpus`] (the text named by
-//! `NINDUB_CORPUS`), [`fsx`] (atomic writes, hashes), [`process`] (the
-//! process's resident memory), [`progress`] and [`profile`] (where time
+//! `NINDUB_CORPUS`), [`fsx`] (atomic writes, hashes), [`peers`] (llama.cpp's
+//! tools, built outside the repository, for side-by-side benchmarks),
+//! [`process`] (the process's resident memory), [`progress`] and [`profile`] (where time
 //! goes), [`error`].
 //!
 //! Dependencies point one way: `ggml` and `stream` know nothing of the
@@ -50,6 +51,7 @@ pub mod ggml;
 pub mod ledger;
 pub mod model;
 pub mod monitor;
+pub mod peers;
 pub mod process;
 pub mod profile;
 pub mod progress;

@@ -4,7 +4,17 @@
 /// The process's resident memory now and at its peak, in bytes (Linux:
 /// `/proc/self/status`; `None` elsewhere).
 pub fn rss() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    rss_at("self")
+}
+
+/// Another process's resident memory now and at its peak (a benchmark's
+/// peer server, a child of this process).
+pub fn rss_of(pid: u32) -> Option<(u64, u64)> {
+    rss_at(&pid.to_string())
+}
+
+fn rss_at(pid: &str) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -18,6 +28,11 @@ pub fn rss() -> Option<(u64, u64)> {
 /// work in between. False where the kernel does not allow it.
 pub fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// [`reset_peak`] for another process this one may write to.
+pub fn reset_peak_of(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
 /// The machine's physical memory in bytes (Linux: `MemTotal` of

@@ -86,6 +86,42 @@ fn the_portable_and_simd_kernels_give_the_same_sums() {
     }
 }
 
+/// The tiled matrix-matrix product (each block unpacked once per tile of
+/// activations) against one matrix-vector product per activation: equal
+/// bit for bit, for whole tiles, remainders and a lone activation.
+#[test]
+fn the_tiled_product_equals_one_product_per_activation() {
+    let (rows, cols) = (37, 256);
+    let w = seeded(4, 1.0, (rows, cols));
+    for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let m = QMatrix::from_qtensor("w", &q).unwrap();
+        for n in 1..=9 {
+            let acts: Vec<Activation> = (0..n)
+                .map(|t| {
+                    let x = seeded(10 + t as u64, 1.0, (1, cols));
+                    let mut a = Activation::new(cols);
+                    a.quantize(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+                    a
+                })
+                .collect();
+            let mut tiled = vec![0f32; n * rows];
+            m.matmul(&acts, &mut tiled);
+            for (t, a) in acts.iter().enumerate() {
+                let mut one = vec![0f32; rows];
+                m.matvec(a, &mut one);
+                let got = &tiled[t * rows..(t + 1) * rows];
+                assert!(
+                    got.iter()
+                        .zip(&one)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dtype:?}, {n} activations, #{t}: {got:?} vs {one:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn foreign_formats_are_refused_by_name() {
     let w = Tensor::zeros((4, 64), candle_core::DType::F32, &Device::Cpu).unwrap();

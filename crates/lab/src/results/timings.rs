@@ -133,11 +133,11 @@ fn take(
 /// ratios, and the two per-operation profiles.
 fn generation(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
     const ENGINES: &[(&str, &str)] = &[
-        ("ritual (greedy)", "ritual"),
-        ("cantrip (default sampling)", "cantrip"),
-        ("ritual, no KV cache", "ritual_no_cache"),
+        ("ritual, candle engine (greedy)", "ritual"),
+        ("cantrip, candle engine (sampling)", "cantrip"),
+        ("ritual, candle, no KV cache", "ritual_no_cache"),
         ("candle-transformers quantized_llama", "candle"),
-        ("fused decode path", "fused"),
+        ("ritual, fused engine (greedy)", "fused"),
         ("llama.cpp ", "llama_cpp"),
     ];
     let speeds = [("prompt_tok_s", "tokens/s"), ("gen_tok_s", "tokens/s")];
@@ -160,14 +160,14 @@ fn generation(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<
                 ],
                 &numbers(rest),
             )?;
-        } else if let Some(rest) = line.strip_prefix("ratio ritual / candle-transformers") {
+        } else if let Some(rest) = line.strip_prefix("ratio candle engine / candle-transformers") {
             take(
                 figs,
                 &format!("{prefix}.ratio"),
                 &[("ritual_candle", ""), ("fused_candle", "")],
                 &numbers(rest),
             )?;
-        } else if let Some(rest) = line.strip_prefix("ratio ritual / llama.cpp") {
+        } else if let Some(rest) = line.strip_prefix("ratio candle engine / llama.cpp") {
             take(
                 figs,
                 &format!("{prefix}.ratio"),
@@ -363,6 +363,15 @@ fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             continue;
         }
         if let Some(rest) = line.strip_prefix("8 clients: batched") {
+            if rest.contains("llama-server") {
+                take(
+                    figs,
+                    &format!("{prefix}.batched.c8"),
+                    &[("vs_llama_server", "x"), ("llama_server_tok_s", "tokens/s")],
+                    &numbers(rest)[1..],
+                )?;
+                continue;
+            }
             take(
                 figs,
                 &format!("{prefix}.batched.c8"),
@@ -379,6 +388,7 @@ fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             "nindub serve, in turn" => "serve",
             "nindub serve, batched (16)" => "batched",
             "llama-cpp-python server" => "llama_cpp_server",
+            "llama-server -np 16" => "llama_server",
             _ => continue,
         };
         let clients = values.first().map(|(v, _)| *v as u32).unwrap_or(0);

@@ -132,3 +132,97 @@ pub unsafe fn q8_0(row: &[u8], x: &Activation) -> f32 {
     }
 }
 // ANCHOR_END: avx2
+
+// ANCHOR: tile
+// The same kernels over a tile of N activations (a prompt's tokens, a
+// batch's sequences): each block of the row is unpacked once and multiplied
+// into N accumulators, where N single dot products would unpack it N times.
+// Each accumulator sees exactly the operations of the single kernel, in the
+// same order, so the sums are bit-identical to it.
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_1_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+    // SAFETY: as in `q4_1`, for each of the N activations.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut offsets = [0f32; N];
+        const BYTES: usize = size_of::<BlockQ4_1>();
+        for b in 0..row.len() / BYTES {
+            let p = row.as_ptr().add(b * BYTES);
+            let (d, m) = (
+                f16(p.add(offset_of!(BlockQ4_1, d))),
+                f16(p.add(offset_of!(BlockQ4_1, m))),
+            );
+            let w = nibbles(p.add(offset_of!(BlockQ4_1, qs)));
+            for t in 0..N {
+                let x = xs[t];
+                let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * QK) as *const __m256i);
+                let p16 = _mm256_maddubs_epi16(w, xv);
+                let pf = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * *x.d.get_unchecked(b)), pf, acc[t]);
+                offsets[t] += m * *x.s.get_unchecked(b);
+            }
+        }
+        let mut out = [0f32; N];
+        for t in 0..N {
+            out[t] = hsum(acc[t]) + offsets[t];
+        }
+        out
+    }
+}
+
+/// The tile loop of the symmetric formats (Q4_0, Q8_0): blocks of `BYTES`
+/// bytes with an f16 scale at `d_at`, and `weights` giving a block's 32
+/// signed weights from its start.
+#[inline(always)]
+unsafe fn signed_tile<const N: usize, const BYTES: usize>(
+    row: &[u8],
+    xs: &[&Activation; N],
+    d_at: usize,
+    weights: impl Fn(*const u8) -> __m256i,
+) -> [f32; N] {
+    // SAFETY: as in `q4_0` and `q8_0`, for each of the N activations.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..row.len() / BYTES {
+            let p = row.as_ptr().add(b * BYTES);
+            let w = weights(p);
+            let wd = f16(p.add(d_at));
+            for t in 0..N {
+                let x = xs[t];
+                let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * QK) as *const __m256i);
+                let d = wd * *x.d.get_unchecked(b);
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), dot_signed(w, xv), acc[t]);
+            }
+        }
+        let mut out = [0f32; N];
+        for t in 0..N {
+            out[t] = hsum(acc[t]);
+        }
+        out
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+    // SAFETY: the weights are the block's 16 bytes of nibbles, less 8.
+    unsafe {
+        signed_tile::<N, { size_of::<BlockQ4_0>() }>(row, xs, offset_of!(BlockQ4_0, d), |p| {
+            _mm256_sub_epi8(
+                nibbles(p.add(offset_of!(BlockQ4_0, qs))),
+                _mm256_set1_epi8(8),
+            )
+        })
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q8_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+    // SAFETY: the weights are the block's 32 signed bytes.
+    unsafe {
+        signed_tile::<N, { size_of::<BlockQ8_0>() }>(row, xs, offset_of!(BlockQ8_0, d), |p| {
+            _mm256_loadu_si256(p.add(offset_of!(BlockQ8_0, qs)) as *const __m256i)
+        })
+    }
+}
+// ANCHOR_END: tile

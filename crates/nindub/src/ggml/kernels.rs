@@ -33,6 +33,37 @@ pub(crate) fn kernel(format: Format) -> RowDot {
     }
 }
 
+/// How many activations one tile kernel takes at once.
+pub(crate) const TILE: usize = 4;
+
+/// A row's bytes · [`TILE`] activations: each weight block read and
+/// unpacked once for all of them.
+pub(crate) type RowTile = fn(&[u8], &[&Activation; TILE]) -> [f32; TILE];
+
+/// The row·tile kernel for a format: AVX2 when the CPU has it, otherwise
+/// the portable row kernel once per activation. Either way each of the
+/// [`TILE`] sums is bit-identical to [`kernel`]'s for that activation.
+pub(crate) fn tile_kernel(format: Format) -> RowTile {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+    {
+        // SAFETY: as in `kernel`: the CPU has AVX2, FMA and F16C, and each
+        // activation is as long as the row.
+        return match format {
+            Format::Q4_0 => |r, xs| unsafe { super::avx2::q4_0_tile(r, xs) },
+            Format::Q4_1 => |r, xs| unsafe { super::avx2::q4_1_tile(r, xs) },
+            Format::Q8_0 => |r, xs| unsafe { super::avx2::q8_0_tile(r, xs) },
+        };
+    }
+    match format {
+        Format::Q4_0 => |r, xs| xs.map(|x| portable::q4_0(r, x)),
+        Format::Q4_1 => |r, xs| xs.map(|x| portable::q4_1(r, x)),
+        Format::Q8_0 => |r, xs| xs.map(|x| portable::q8_0(r, x)),
+    }
+}
+
 // ANCHOR: portable
 /// The reference kernels: one block at a time, integer products summed
 /// exactly, then scaled.

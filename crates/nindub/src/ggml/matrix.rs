@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::activation::Activation;
 use super::blocks::{self, Format, QK};
-use super::kernels::kernel;
+use super::kernels::{TILE, kernel, tile_kernel};
 use crate::error::{Error, Result, ctx};
 
 /// A weight matrix held as its GGUF blocks: `rows` outputs × `cols` inputs.
@@ -101,14 +101,18 @@ impl QMatrix {
     }
     // ANCHOR_END: matvec
 
-    /// `out[t] = W · xs[t]` for several activations at once (a prompt):
-    /// each row's blocks are read from memory once and stay in cache for
-    /// every token, which makes the prompt compute-bound, not
-    /// bandwidth-bound. `out` is `[xs.len()][rows]`.
+    // ANCHOR: matmul
+    /// `out[t] = W · xs[t]` for several activations at once (a prompt, a
+    /// batch): each row's blocks are read from memory once and unpacked
+    /// once per tile of [`TILE`] activations ([`tile_kernel`]), which makes
+    /// the product compute-bound, not bandwidth-bound. `out` is
+    /// `[xs.len()][rows]`; each value is bit-identical to [`Self::matvec`]'s
+    /// for that activation.
     pub fn matmul(&self, xs: &[Activation], out: &mut [f32]) {
         const ROWS_PER_TASK: usize = 16;
         let (n, rb) = (xs.len(), self.row_bytes());
-        let dot = kernel(self.format);
+        let (dot, tile) = (kernel(self.format), tile_kernel(self.format));
+        let xs: Vec<&Activation> = xs.iter().collect();
         // Row-major [rows][n] first (each task owns whole rows), then the
         // transpose into [n][rows].
         let mut by_row = vec![0f32; self.rows * n];
@@ -117,7 +121,13 @@ impl QMatrix {
             .zip(self.data.par_chunks(rb * ROWS_PER_TASK))
             .for_each(|(out, rows)| {
                 for (o, row) in out.chunks_exact_mut(n).zip(rows.chunks_exact(rb)) {
-                    for (o, x) in o.iter_mut().zip(xs) {
+                    let mut tiles = xs.chunks_exact(TILE);
+                    for (o, x) in o.chunks_exact_mut(TILE).zip(&mut tiles) {
+                        let x: &[&Activation; TILE] = x.try_into().expect("a whole tile");
+                        o.copy_from_slice(&tile(row, x));
+                    }
+                    let rest = tiles.remainder();
+                    for (o, x) in o[n - rest.len()..].iter_mut().zip(rest) {
                         *o = dot(row, x);
                     }
                 }
@@ -128,4 +138,5 @@ impl QMatrix {
             }
         }
     }
+    // ANCHOR_END: matmul
 }

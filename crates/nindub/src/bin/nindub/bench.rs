@@ -25,10 +25,16 @@ pub struct BenchArgs {
     /// Runs per engine (the median is printed).
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// A peer's recorded figures to print beside ours (JSON written by
-    /// tests/fixtures/record_llama_cpp_speed.py).
+    /// A peer's recorded figures, printed beside ours only when llama.cpp's
+    /// own `llama-bench` is not found to run in the same run (JSON written
+    /// by tests/fixtures/record_llama_cpp_speed.py).
     #[arg(long)]
     peer: Option<PathBuf>,
+    /// llama.cpp's `llama-bench`, run alternately with the fused engine in
+    /// this run (default: where tests/fixtures/build-llama-cpp.sh builds it,
+    /// when it is there).
+    #[arg(long)]
+    llama_bench: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -38,7 +44,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         gen_tokens,
         runs,
         peer,
+        llama_bench,
     } = args;
+    let llama_bench = llama_bench.or_else(|| nindub::peers::llama_cpp_tool("llama-bench"));
     anyhow::ensure!(
         runs > 0 && prompt_tokens > 0 && gen_tokens > 0,
         "runs and token counts must be at least 1"
@@ -156,8 +164,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
     ));
     // The fused engine on the same file, greedy: the prompt as one
     // matrix-matrix product per weight, then one fused step per token.
+    // Where llama.cpp's own llama-bench is present, the two alternate, one
+    // run each per round, so that both see the same machine.
     let mut g = load(Engine::Fused)?;
-    let (pp, tg) = measure(&mut g, SamplingConfig::greedy(), true, runs)?;
+    let threads = candle_core::utils::get_num_threads();
+    let mut llama = vec![];
+    let (pp, tg) = match &llama_bench {
+        None => measure(&mut g, SamplingConfig::greedy(), true, runs)?,
+        Some(bin) => {
+            let (mut pp, mut tg) = (vec![], vec![]);
+            for _ in 0..runs {
+                let (p, t) = measure(&mut g, SamplingConfig::greedy(), true, 1)?;
+                pp.push(p);
+                tg.push(t);
+                llama.push(nindub::peers::LlamaBench::run(
+                    bin,
+                    &path,
+                    prompt.len(),
+                    gen_tokens,
+                    threads,
+                    1,
+                )?);
+            }
+            (median(pp), median(tg))
+        }
+    };
     rows.push(("ritual, fused engine (greedy)", pp, tg));
     println!(
         "{:<38} {:>14} {:>14}",
@@ -194,36 +225,58 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     print_profile("one fused token", g.decoder.profile_mut().take());
     print_profile("one candle token (before fusion)", candle_profile);
-    if let Some(peer) = peer {
-        let p = PeerSpeed::read(&peer)?;
-        let same = p.model_sha256 == nindub::fsx::sha256_file(&path)?
-            && p.prompt_tokens == prompt.len()
-            && p.gen_tokens == gen_tokens;
-        println!(
-            "{:<38} {:>14.1} {:>14.1}   (recorded: {}, {} threads, {} ({} CPUs){})",
-            "llama.cpp",
-            p.prompt_tokens_per_s,
-            p.gen_tokens_per_s,
-            p.peer,
-            p.threads,
-            p.machine.cpu,
-            p.machine.logical_cpus,
-            if same {
-                ""
-            } else {
-                "; ANOTHER model or workload: not comparable"
-            }
-        );
+    // llama.cpp: measured in this run when its llama-bench is present,
+    // else a recorded figure, labelled with its date.
+    let same_run = (!llama.is_empty()).then(|| {
+        (
+            median(llama.iter().map(|b| b.prompt_tokens_per_s).collect()),
+            median(llama.iter().map(|b| b.gen_tokens_per_s).collect()),
+        )
+    });
+    let peer_row = match (same_run, peer) {
+        (Some((pp, tg)), _) => {
+            println!(
+                "{:<38} {pp:>14.1} {tg:>14.1}   (llama.cpp's llama-bench, same run: alternated with the fused engine, {runs} rounds, {threads} threads)",
+                "llama.cpp",
+            );
+            Some((pp, tg))
+        }
+        (None, Some(peer)) => {
+            let p = PeerSpeed::read(&peer)?;
+            let same = p.model_sha256 == nindub::fsx::sha256_file(&path)?
+                && p.prompt_tokens == prompt.len()
+                && p.gen_tokens == gen_tokens;
+            println!(
+                "{:<38} {:>14.1} {:>14.1}   (RECORDED {}, not this run: {}, {} threads, {} ({} CPUs){})",
+                "llama.cpp",
+                p.prompt_tokens_per_s,
+                p.gen_tokens_per_s,
+                p.recorded.as_deref().unwrap_or("on an unknown date"),
+                p.peer,
+                p.threads,
+                p.machine.cpu,
+                p.machine.logical_cpus,
+                if same {
+                    ""
+                } else {
+                    "; ANOTHER model or workload: not comparable"
+                }
+            );
+            Some((p.prompt_tokens_per_s, p.gen_tokens_per_s))
+        }
+        (None, None) => None,
+    };
+    if let Some((pp, tg)) = peer_row {
         println!(
             "ratio candle engine / llama.cpp, generation: {:.2}; prompt: {:.2}",
-            rows[0].2 / p.gen_tokens_per_s,
-            rows[0].1 / p.prompt_tokens_per_s
+            rows[0].2 / tg,
+            rows[0].1 / pp
         );
         println!(
             "ratio fused / llama.cpp, generation: {:.2}; prompt: {:.2}; llama.cpp at {:.2}x the floor",
-            rows[4].2 / p.gen_tokens_per_s,
-            rows[4].1 / p.prompt_tokens_per_s,
-            p.gen_tokens_per_s / floor
+            rows[4].2 / tg,
+            rows[4].1 / pp,
+            tg / floor
         );
     }
     Ok(())
@@ -251,6 +304,8 @@ fn print_profile(what: &str, p: Option<nindub::profile::Profile>) {
 /// A peer's speed, recorded by tests/fixtures/record_llama_cpp_speed.py.
 #[derive(serde::Deserialize)]
 struct PeerSpeed {
+    /// The day it was recorded (fixtures before this field have none).
+    recorded: Option<String>,
     peer: String,
     model_sha256: String,
     machine: PeerMachine,

@@ -643,7 +643,7 @@ pub fn generate(out: &Path) -> Result<()> {
                     0
                 ),
             ),
-            "Only by leaving electricity out. Counted, it is the whole marginal cost, and at a CPU's rate it is most of what a low-priced API charges. It shrinks as the throughput grows: the card draws the same watts for more tokens.",
+            "Only by leaving electricity out. Counted, it is the whole marginal cost, and at a CPU's rate it is a large part of what a low-priced API charges. It shrinks as the throughput grows: the card draws the same watts for more tokens.",
         ),
         (
             "For 24/7 inference owning hardware is exponentially cheaper than renting API endpoints or cloud instances.",
@@ -656,7 +656,7 @@ pub fn generate(out: &Path) -> Result<()> {
                 amount(crystal.long_run_ratio(Choice::Spot, ALWAYS)?, 1),
                 amount(crystal.long_run_ratio(Choice::Api, ALWAYS)?, 2),
             ),
-            "Right in direction against a rented GPU, wrong in kind: two linear costs cross once and their ratio levels off. Against a low-priced API it is barely cheaper at the measured rate.",
+            "Right in direction against a rented GPU, wrong in kind: two linear costs cross once and their ratio levels off. Against a low-priced API the margin is small at a CPU's rate, and grows with the throughput.",
         ),
         (
             "Table 4: local hardware is CAPEX, its price behaviour flat (a one-time purchase).",

@@ -65,71 +65,25 @@ unsafe fn dot_signed(w: __m256i, x: __m256i) -> __m256 {
     }
 }
 
+// One row · one activation: the tile kernels below with a tile of one,
+// so that the sums of a sequence alone and in a batch come from one loop.
+
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q4_1(row: &[u8], x: &Activation) -> f32 {
-    // SAFETY: the caller runs this on a CPU with AVX2, FMA and F16C;
-    // block b < row.len() / BYTES lies within `row`, and the activation
-    // holds 32 codes and one scale per block of the row (same length).
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        let mut offsets = 0f32;
-        const BYTES: usize = size_of::<BlockQ4_1>();
-        for b in 0..row.len() / BYTES {
-            let p = row.as_ptr().add(b * BYTES);
-            let (d, m) = (
-                f16(p.add(offset_of!(BlockQ4_1, d))),
-                f16(p.add(offset_of!(BlockQ4_1, m))),
-            );
-            let w = nibbles(p.add(offset_of!(BlockQ4_1, qs)));
-            let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * QK) as *const __m256i);
-            let p16 = _mm256_maddubs_epi16(w, xv);
-            let pf = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * *x.d.get_unchecked(b)), pf, acc);
-            offsets += m * *x.s.get_unchecked(b);
-        }
-        hsum(acc) + offsets
-    }
+    // SAFETY: the caller's guarantees, passed on.
+    unsafe { q4_1_tile::<1>(row, &[x])[0] }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q4_0(row: &[u8], x: &Activation) -> f32 {
-    // SAFETY: the caller runs this on a CPU with AVX2, FMA and F16C;
-    // block b < row.len() / BYTES lies within `row`, and the activation
-    // holds 32 codes and one scale per block of the row (same length).
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        const BYTES: usize = size_of::<BlockQ4_0>();
-        for b in 0..row.len() / BYTES {
-            let p = row.as_ptr().add(b * BYTES);
-            let w = _mm256_sub_epi8(
-                nibbles(p.add(offset_of!(BlockQ4_0, qs))),
-                _mm256_set1_epi8(8),
-            );
-            let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * QK) as *const __m256i);
-            let d = f16(p.add(offset_of!(BlockQ4_0, d))) * *x.d.get_unchecked(b);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), dot_signed(w, xv), acc);
-        }
-        hsum(acc)
-    }
+    // SAFETY: the caller's guarantees, passed on.
+    unsafe { q4_0_tile::<1>(row, &[x])[0] }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q8_0(row: &[u8], x: &Activation) -> f32 {
-    // SAFETY: the caller runs this on a CPU with AVX2, FMA and F16C;
-    // block b < row.len() / BYTES lies within `row`, and the activation
-    // holds 32 codes and one scale per block of the row (same length).
-    unsafe {
-        let mut acc = _mm256_setzero_ps();
-        const BYTES: usize = size_of::<BlockQ8_0>();
-        for b in 0..row.len() / BYTES {
-            let p = row.as_ptr().add(b * BYTES);
-            let w = _mm256_loadu_si256(p.add(offset_of!(BlockQ8_0, qs)) as *const __m256i);
-            let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * QK) as *const __m256i);
-            let d = f16(p.add(offset_of!(BlockQ8_0, d))) * *x.d.get_unchecked(b);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), dot_signed(w, xv), acc);
-        }
-        hsum(acc)
-    }
+    // SAFETY: the caller's guarantees, passed on.
+    unsafe { q8_0_tile::<1>(row, &[x])[0] }
 }
 // ANCHOR_END: avx2
 
@@ -137,8 +91,8 @@ pub unsafe fn q8_0(row: &[u8], x: &Activation) -> f32 {
 // The same kernels over a tile of N activations (a prompt's tokens, a
 // batch's sequences): each block of the row is unpacked once and multiplied
 // into N accumulators, where N single dot products would unpack it N times.
-// Each accumulator sees exactly the operations of the single kernel, in the
-// same order, so the sums are bit-identical to it.
+// Each accumulator sees the operations a single activation would, in the
+// same order: the one-activation kernels above are these with N = 1.
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q4_1_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {

@@ -13,10 +13,7 @@ pub(crate) type RowDot = fn(&[u8], &Activation) -> f32;
 /// (checked at run time), portable code otherwise.
 pub(crate) fn kernel(format: Format) -> RowDot {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c")
-    {
+    if simd() {
         // SAFETY: the three AVX2 kernels need AVX2, FMA and F16C, which
         // the CPU was just found to have; they read `row` and `x` within
         // the lengths the caller's QMatrix and Activation guarantee.
@@ -33,6 +30,15 @@ pub(crate) fn kernel(format: Format) -> RowDot {
     }
 }
 
+/// Whether the CPU has what the AVX2 kernels need: AVX2, FMA and F16C
+/// (checked at run time; the standard library caches the answer).
+#[cfg(target_arch = "x86_64")]
+fn simd() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
 /// How many activations one tile kernel takes at once.
 pub(crate) const TILE: usize = 4;
 
@@ -45,10 +51,7 @@ pub(crate) type RowTile = fn(&[u8], &[&Activation; TILE]) -> [f32; TILE];
 /// [`TILE`] sums is bit-identical to [`kernel`]'s for that activation.
 pub(crate) fn tile_kernel(format: Format) -> RowTile {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c")
-    {
+    if simd() {
         // SAFETY: as in `kernel`: the CPU has AVX2, FMA and F16C, and each
         // activation is as long as the row.
         return match format {

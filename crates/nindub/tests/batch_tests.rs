@@ -270,3 +270,115 @@ fn a_hang_up_frees_the_slot_and_the_pool_bounds_the_batch() {
     assert_eq!(metric(&client, "nindub_kv_reserved_bytes "), 0.0);
     assert_eq!(metric(&client, "nindub_cancelled_total "), 1.0);
 }
+
+/// Each sample's text, by the choices' `index`, the number of chunks that
+/// ended one, and the usage.
+fn samples(client: &Client, body: &Value, n: usize) -> (Vec<String>, usize, Value) {
+    let mut texts = vec![String::new(); n];
+    let (mut finished, mut usage) = (0, Value::Null);
+    let stats = client
+        .stream("/v1/completions", body, |chunk| {
+            for c in chunk["choices"].as_array().into_iter().flatten() {
+                let i = c["index"].as_u64().unwrap() as usize;
+                texts[i].push_str(c["text"].as_str().unwrap());
+                finished += usize::from(!c["finish_reason"].is_null());
+            }
+            if !chunk["usage"].is_null() {
+                usage = chunk["usage"].clone();
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!(stats.status, 200, "{:?}", stats.error);
+    assert!(stats.saw_done, "the stream ended without [DONE]");
+    (texts, finished, usage)
+}
+
+// ANCHOR: samples
+#[test]
+fn sample_i_of_n_is_the_request_alone_with_seed_plus_i() {
+    // The batch (the prompt run once, its cache copied) and the serial
+    // worker (candle's engine: the samples one after another).
+    let candle = {
+        let opts = LoadOptions {
+            engine: nindub::model::generate::Engine::Candle,
+            ..Default::default()
+        };
+        Generator::open(&assets::smollm2().unwrap(), &opts).unwrap()
+    };
+    for (g, n) in [(generator(), 3), (candle, 2)] {
+        let s = server(g, 4);
+        let client = Client::new(&s.url());
+        let mut body = completion(7, 10, Some(40));
+        body["n"] = json!(n);
+        let (texts, finished, usage) = samples(&client, &body, n);
+        assert_eq!(finished, n, "one last chunk per sample");
+        let mut completion_tokens = 0;
+        for (i, text) in texts.iter().enumerate() {
+            let (alone, u) = streamed(&client, &completion(7, 10, Some(40 + i as u64)));
+            assert_eq!(*text, alone, "sample {i} differs from seed 40 + {i} alone");
+            assert_eq!(usage["prompt_tokens"], u["prompt_tokens"]);
+            completion_tokens += u["completion_tokens"].as_u64().unwrap();
+        }
+        // The prompt counted once, every sample's tokens.
+        assert_eq!(usage["completion_tokens"], completion_tokens);
+        // Sampled at 0.9, three draws of ten tokens are not all one text.
+        assert!(texts.iter().any(|t| *t != texts[0]), "{texts:?}");
+        // Unstreamed: the same choices, in order.
+        body["stream"] = json!(false);
+        body.as_object_mut().unwrap().remove("stream_options");
+        let (status, v) = client.post("/v1/completions", &body).unwrap();
+        assert_eq!(status, 200, "{v}");
+        let got: Vec<&str> = v["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                assert_eq!(c["index"], i);
+                c["text"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(got, texts);
+        wait_for_health(&client, &|h| h["queue"]["running"] == 0);
+        assert_eq!(metric(&client, "nindub_kv_reserved_bytes "), 0.0);
+    }
+}
+// ANCHOR_END: samples
+
+#[test]
+fn more_samples_than_the_server_holds_are_refused() {
+    let opts = LoadOptions {
+        stream: StreamOptions {
+            context: 700,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = server(
+        Generator::open(&assets::smollm2().unwrap(), &opts).unwrap(),
+        2,
+    );
+    let client = Client::new(&s.url());
+    let mut body = completion(1, 4, None);
+    body.as_object_mut().unwrap().remove("stream_options");
+    body["n"] = json!(3);
+    let (status, v) = client.post("/v1/completions", &body).unwrap();
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "n");
+    // Two samples of 400 tokens do not fit in the 700 positions reserved;
+    // one does.
+    body["n"] = json!(2);
+    body["max_tokens"] = json!(400);
+    let (status, v) = client.post("/v1/completions", &body).unwrap();
+    assert_eq!(status, 400, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("KV positions; the server holds 700"),
+        "{message}"
+    );
+    body["n"] = json!(1);
+    body["max_tokens"] = json!(2);
+    let (status, v) = client.post("/v1/completions", &body).unwrap();
+    assert_eq!(status, 200, "{v}");
+}

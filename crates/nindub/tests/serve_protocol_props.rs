@@ -10,6 +10,7 @@ fn limits() -> Limits {
         max_tokens: 256,
         max_prompt_tokens: 1024,
         context: 2048,
+        samples: 4,
     }
 }
 
@@ -91,6 +92,7 @@ fn check(result: Result<Request, nindub::serve::protocol::ApiError>) {
             assert!(s.top_k.is_none_or(|k| k >= 1));
             assert!(r.max_tokens.is_none_or(|n| (1..=256).contains(&n)));
             assert!(r.top_logprobs <= 20);
+            assert!((1..=4).contains(&r.n));
             assert!(r.stop.len() <= 4);
             match &r.input {
                 Input::Prompt(p) => assert!(!p.is_empty()),

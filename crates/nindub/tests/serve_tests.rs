@@ -254,9 +254,9 @@ fn bad_requests_get_a_named_4xx_never_a_500() {
         ),
         (
             "/v1/chat/completions",
-            br#"{"messages": [{"role": "user", "content": "x"}], "n": 3}"#,
+            br#"{"messages": [{"role": "user", "content": "x"}], "n": 99}"#,
             400,
-            "one choice",
+            "n",
         ),
     ];
     for (path, body, status, needle) in cases {

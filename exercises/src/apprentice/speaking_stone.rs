@@ -69,7 +69,8 @@ pub fn stream_tokens(stream: &str) -> Vec<String> {
 ///    absent. (The server checks more: other fields, and a `prompt` given
 ///    as a list of one string. The trial does not.)
 /// 4. `prompt` is absent or `""` → `(400, Some("prompt"))`.
-/// 5. `n` is present and not 1 → `(400, Some("n"))`: one choice per request.
+/// 5. `n` is present and not 1 → `(400, Some("n"))`: this server generates
+///    one sequence at a time, so one choice per request.
 /// 6. `max_tokens` is present and outside `[1, max_tokens_limit]` →
 ///    `(400, Some("max_tokens"))`.
 /// 7. `temperature` (default 1) is outside `[0, 2]` →

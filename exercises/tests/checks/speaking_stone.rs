@@ -244,6 +244,8 @@ fn limits(max_tokens: usize) -> Limits {
         max_tokens,
         max_prompt_tokens: 4096,
         context: 8192,
+        // A server that generates one sequence at a time: `n` must be 1.
+        samples: 1,
     }
 }
 

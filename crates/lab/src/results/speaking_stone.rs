@@ -214,9 +214,9 @@ fn refusals(server: &Server, out: &Path) -> Result<()> {
             r#"{"messages": [{"role": "wizard", "content": "Hi"}]}"#,
         ),
         (
-            "several choices",
+            "more samples than the server runs at once",
             "/v1/chat/completions",
-            r#"{"messages": [{"role": "user", "content": "Hi"}], "n": 2}"#,
+            r#"{"messages": [{"role": "user", "content": "Hi"}], "n": 99}"#,
         ),
     ];
     let mut md = String::from("| request | body | status | error message |\n|---|---|---|---|\n");

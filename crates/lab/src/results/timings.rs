@@ -346,6 +346,35 @@ fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             )?;
             continue;
         }
+        if let Some(rest) = line.strip_prefix("one request for") {
+            take(
+                figs,
+                &format!("{prefix}.samples"),
+                &[
+                    ("n", ""),
+                    ("tokens", "tokens"),
+                    ("secs", "s"),
+                    ("tok_s", "tokens/s"),
+                    ("ttft_ms", "ms"),
+                ],
+                &numbers(rest),
+            )?;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("the prompts, in process:") {
+            take(
+                figs,
+                &format!("{prefix}.prompts"),
+                &[
+                    ("count", ""),
+                    ("tokens", "tokens"),
+                    ("ms", "ms"),
+                    ("tok_s", "tokens/s"),
+                ],
+                &numbers(rest),
+            )?;
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("KV cache:") {
             take(
                 figs,

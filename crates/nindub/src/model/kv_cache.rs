@@ -75,6 +75,45 @@ impl KvCache {
         self.pos = 0;
     }
 
+    // ANCHOR: fork
+    /// Takes `other`'s positions as its own: what a sample of `n > 1`
+    /// starts from, the prompt run once for all samples. Refused when the
+    /// shapes differ or the positions do not fit this reservation.
+    pub fn copy_from(&mut self, other: &KvCache) -> Result<()> {
+        if other.kv_dim != self.kv_dim || other.k.len() != self.k.len() {
+            return Err(Error::invalid(
+                "kv cache",
+                format!(
+                    "a cache of {} layers × {} cannot take one of {} layers × {}",
+                    self.k.len(),
+                    self.kv_dim,
+                    other.k.len(),
+                    other.kv_dim
+                ),
+            ));
+        }
+        if other.pos > self.capacity {
+            return Err(Error::invalid(
+                "context",
+                format!(
+                    "{} positions to copy exceed the {} the KV cache was reserved for",
+                    other.pos, self.capacity
+                ),
+            ));
+        }
+        for (to, from) in self.k.iter_mut().zip(&other.k) {
+            to.clear();
+            to.extend_from_slice(from);
+        }
+        for (to, from) in self.v.iter_mut().zip(&other.v) {
+            to.clear();
+            to.extend_from_slice(from);
+        }
+        self.pos = other.pos;
+        Ok(())
+    }
+    // ANCHOR_END: fork
+
     /// Refuses `n` more positions past the reservation.
     pub(crate) fn check_room(&self, n: usize) -> Result<()> {
         if self.pos + n > self.capacity {
@@ -114,5 +153,26 @@ mod tests {
         assert!(e.contains("7 positions after 4"), "{e}");
         c.clear();
         assert_eq!(c.position(), 0);
+    }
+
+    #[test]
+    fn a_copy_takes_the_positions_within_the_reservation() {
+        let arch = Architecture::preset("smollm2-135m").unwrap();
+        let mut a = KvCache::new(&arch, 4);
+        for (k, v) in a.k.iter_mut().zip(&mut a.v) {
+            k.extend((0..3 * 192).map(|i| i as f32));
+            v.extend((0..3 * 192).map(|i| -(i as f32)));
+        }
+        a.advance(3);
+        let mut b = KvCache::new(&arch, 8);
+        b.copy_from(&a).unwrap();
+        assert_eq!((b.position(), b.capacity()), (3, 8));
+        assert_eq!((b.k.clone(), b.v.clone()), (a.k.clone(), a.v.clone()));
+        let mut small = KvCache::new(&arch, 2);
+        let e = small.copy_from(&a).unwrap_err().to_string();
+        assert!(e.contains("3 positions to copy exceed the 2"), "{e}");
+        let other = Architecture::preset("llama-3-8b").unwrap();
+        let mut foreign = KvCache::new(&other, 8);
+        assert!(foreign.copy_from(&a).is_err());
     }
 }

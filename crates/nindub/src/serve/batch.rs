@@ -21,6 +21,12 @@
 //!
 //! Each sequence keeps its own sampler and history ([`Sequence`]), so a
 //! stream is the one the same request would get alone, token for token.
+//!
+//! A request for `n` samples joins as `n` sequences at once. The first
+//! runs the prompt; the others wait, and when the prompt is done they
+//! copy its KV cache ([`KvCache::copy_from`]) and draw their first token
+//! from the same logits, each with its own seed: the prompt runs once for
+//! all of them.
 
 use std::time::Instant;
 
@@ -29,12 +35,17 @@ use super::queue::{Event, Job, Outlet, Worker};
 use crate::model::fused::BatchItem;
 use crate::model::generate::{Sequence, StopReason};
 use crate::model::kv_cache::{KvCache, kv_bytes};
+use crate::model::tokenizer::GgufTokenizer;
 use crate::monitor::RequestRecord;
 use crate::stream::placement::PREFILL_CHUNK;
 
-/// One request in the batch.
+/// One sequence in the batch: a request, or one sample of it.
 struct Slot {
     job: Job,
+    /// The request's samples share a group.
+    group: u64,
+    /// A sample waiting for its group's first to finish the prompt.
+    waiting: bool,
     seq: Sequence,
     cache: KvCache,
     /// Prompt tokens already run.
@@ -89,6 +100,7 @@ pub(crate) fn run(w: &mut Worker) {
     };
     let (mut pool, mut arch, mut context) = shape(w);
     let mut tokenizer = w.generator.tokenizer.clone();
+    let mut group: u64 = 0;
     loop {
         if active.is_empty() {
             if !w.queue.wait_for_work() {
@@ -105,38 +117,59 @@ pub(crate) fn run(w: &mut Worker) {
         // model swap or canary run waiting for the batch to drain.
         let mut reserved: u64 = active.iter().map(|s| s.cache.bytes()).sum();
         while active.len() < w.queue.parallel() && !w.due() {
-            let need = |job: &Job| kv_bytes(&arch, positions(job, context));
-            let Some(job) = w.queue.take_if(|job| reserved + need(job) <= pool) else {
+            let places = w.queue.parallel() - active.len();
+            let need = |job: &Job| job.n.max(1) as u64 * kv_bytes(&arch, positions(job, context));
+            let Some(job) = w
+                .queue
+                .take_if(|job| job.n.max(1) <= places && reserved + need(job) <= pool)
+            else {
                 break;
             };
             let mut record = w.new_record();
             let admitted = Instant::now();
-            let Some(out) = Outlet::open(&job, &w.metrics, &mut w.monitor, &mut record) else {
+            let Some(first) = Outlet::open(&job, &w.metrics, &mut w.monitor, &mut record) else {
                 w.log(&record);
                 w.queue.finish(0.0);
                 continue;
             };
-            match Sequence::new(&job.prompt, &job.config, context) {
-                Ok(seq) => {
-                    let cache = KvCache::new(&arch, seq.positions());
-                    reserved += cache.bytes();
-                    active.push(Slot {
-                        job,
-                        seq,
-                        cache,
-                        prefilled: 0,
-                        next: [0],
-                        out,
-                        record,
-                        admitted,
-                        decoding_since: None,
-                    });
-                }
+            let n = job.n.max(1);
+            let seqs: crate::error::Result<Vec<Sequence>> = (0..n)
+                .map(|i| Sequence::new(&job.prompt, &job.sample_config(i), context))
+                .collect();
+            let seqs = match seqs {
+                Ok(seqs) => seqs,
                 Err(e) => {
-                    out.close(&job, Err(e), &w.metrics, &w.monitor);
+                    first.close(&job, Err(e), &w.metrics, &w.monitor);
                     w.log(&record);
                     w.queue.finish(0.0);
+                    continue;
                 }
+            };
+            w.queue.also_running(n - 1);
+            group += 1;
+            for (i, seq) in seqs.into_iter().enumerate() {
+                let cache = KvCache::new(&arch, seq.positions());
+                reserved += cache.bytes();
+                let record = if i == 0 {
+                    std::mem::take(&mut record)
+                } else {
+                    let mut r = w.new_record();
+                    r.prompt.clone_from(&job.prompt);
+                    r
+                };
+                active.push(Slot {
+                    job: job.clone(),
+                    group,
+                    waiting: i > 0,
+                    seq,
+                    cache,
+                    prefilled: 0,
+                    next: [0],
+                    out: first.sample(i),
+                    record,
+                    admitted,
+                    decoding_since: None,
+                });
             }
         }
         w.metrics.kv_reserved.set(reserved as i64);
@@ -152,8 +185,21 @@ pub(crate) fn run(w: &mut Worker) {
         if active.is_empty() {
             continue;
         }
-        let left: Vec<usize> = active.iter().map(Slot::prompt_left).collect();
-        let plan = plan(&left, PREFILL_CHUNK);
+        // A sample whose group lost its first sequence (a failed pass)
+        // runs the prompt itself.
+        for i in 0..active.len() {
+            let g = active[i].group;
+            if active[i].waiting && !active.iter().any(|s| s.group == g && !s.waiting) {
+                active[i].waiting = false;
+            }
+        }
+        // The sequences that run: all but the samples that wait.
+        let running: Vec<usize> = (0..active.len()).filter(|&i| !active[i].waiting).collect();
+        let left: Vec<usize> = running.iter().map(|&i| active[i].prompt_left()).collect();
+        let plan: Vec<(usize, usize)> = plan(&left, PREFILL_CHUNK)
+            .into_iter()
+            .map(|(k, n)| (running[k], n))
+            .collect();
         let Some(fused) = w.generator.fused() else {
             // Swaps happen only between batches: not reached.
             return super::queue::serve_in_turn(w);
@@ -195,39 +241,81 @@ pub(crate) fn run(w: &mut Worker) {
             }
         };
         let vocab = arch.vocab_size as usize;
+        let mut forks = vec![];
         for (row, &(i, n)) in plan.iter().enumerate() {
             let s = &mut active[i];
             s.prefilled = (s.prefilled + n).min(s.job.prompt.len());
             if s.prompt_left() > 0 {
                 continue;
             }
-            s.decoding_since.get_or_insert_with(Instant::now);
             let logits = &logits[row * vocab..(row + 1) * vocab];
-            match s.seq.advance(logits, &tokenizer) {
-                Ok(Some(step)) => {
-                    if !s
-                        .out
-                        .send(&s.job, &step, &w.metrics, &mut w.monitor, &mut s.record)
-                    {
-                        s.seq.stop(StopReason::Callback);
-                    }
-                    s.next = [step.token];
+            if s.decoding_since.is_none() && s.job.n > 1 {
+                forks.push((i, row));
+            }
+            advance(w, s, logits, &tokenizer);
+        }
+        // The prompt is done: the waiting samples take its KV cache and
+        // draw their first token from its logits.
+        for (leader, row) in forks {
+            let logits = &logits[row * vocab..(row + 1) * vocab];
+            for j in 0..active.len() {
+                if !(active[j].waiting && active[j].group == active[leader].group) {
+                    continue;
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = s.job.events.send(Event::Failed(ApiError::new(
-                        500,
-                        "server_error",
-                        "generation_failed",
-                        format!("sampling failed: {e}"),
-                    )));
-                    s.out.gone = true;
-                    s.seq.stop(StopReason::Callback);
+                let (from, to) = pair(&mut active, leader, j);
+                if let Err(e) = to.cache.copy_from(&from.cache) {
+                    fail(to, format!("generation failed: {e}"));
+                    continue;
                 }
+                to.waiting = false;
+                to.prefilled = to.job.prompt.len();
+                advance(w, to, logits, &tokenizer);
             }
         }
         finish_done(w, &mut active);
     }
+}
+
+/// `(&v[i], &mut v[j])` for `i != j`.
+fn pair<T>(v: &mut [T], i: usize, j: usize) -> (&T, &mut T) {
+    if i < j {
+        let (a, b) = v.split_at_mut(j);
+        (&a[i], &mut b[0])
+    } else {
+        let (a, b) = v.split_at_mut(i);
+        (&b[0], &mut a[j])
+    }
+}
+
+/// A sequence whose prompt is done draws its next token from `logits`
+/// and sends it.
+fn advance(w: &mut Worker, s: &mut Slot, logits: &[f32], tokenizer: &GgufTokenizer) {
+    s.decoding_since.get_or_insert_with(Instant::now);
+    match s.seq.advance(logits, tokenizer) {
+        Ok(Some(step)) => {
+            if !s
+                .out
+                .send(&s.job, &step, &w.metrics, &mut w.monitor, &mut s.record)
+            {
+                s.seq.stop(StopReason::Callback);
+            }
+            s.next = [step.token];
+        }
+        Ok(None) => {}
+        Err(e) => fail(s, format!("sampling failed: {e}")),
+    }
+}
+
+/// Fails the request `s` belongs to, and stops `s`.
+fn fail(s: &mut Slot, message: String) {
+    let _ = s.job.events.send(Event::Failed(ApiError::new(
+        500,
+        "server_error",
+        "generation_failed",
+        message,
+    )));
+    s.out.gone = true;
+    s.seq.stop(StopReason::Callback);
 }
 
 /// The positions a job reserves: its prompt and what it may generate,

@@ -71,8 +71,13 @@ pub struct Limits {
     pub max_tokens: usize,
     /// The longest prompt, in tokens.
     pub max_prompt_tokens: usize,
-    /// The model's context: prompt + max_tokens must fit in it.
+    /// The model's context, and the KV cache the server reserved: each of
+    /// a request's `n` samples holds prompt + max_tokens positions, and
+    /// all of them must fit in it together.
     pub context: usize,
+    /// The most samples (`n`) one request may ask for: the sequences the
+    /// server generates at once.
+    pub samples: usize,
 }
 
 /// A request body as sent: the fields of both endpoints in one struct
@@ -161,6 +166,9 @@ pub struct Request {
     pub logprobs: bool,
     /// And this many candidates per token.
     pub top_logprobs: usize,
+    /// Independent samples of the same prompt (`n`): sample `i` draws
+    /// with `seed + i`.
+    pub n: usize,
 }
 
 /// A raw prompt (completions) or a conversation (chat).
@@ -286,12 +294,19 @@ pub fn parse_chat(body: &[u8], limits: &Limits) -> Result<Request, ApiError> {
 /// (temperature 1, top-p 1, no penalty) and the project's extensions
 /// (`top_k`, `min_p`, `repeat_penalty`).
 fn common(c: Body, limits: &Limits, input: Input) -> Result<Request, ApiError> {
-    if let Some(n) = c.n.filter(|&n| n != 1) {
-        return Err(ApiError::invalid(
-            Some("n"),
-            format!("n = {n}: this server returns one choice per request"),
-        ));
-    }
+    let n = match c.n {
+        None => 1,
+        Some(n) if n >= 1 && n <= limits.samples as i64 => n as usize,
+        Some(n) => {
+            return Err(ApiError::invalid(
+                Some("n"),
+                format!(
+                    "n = {n}: this server generates 1 to {} samples per request (its parallel sequences)",
+                    limits.samples
+                ),
+            ));
+        }
+    };
     for (name, v) in [
         ("frequency_penalty", c.frequency_penalty),
         ("presence_penalty", c.presence_penalty),
@@ -385,6 +400,7 @@ fn common(c: Body, limits: &Limits, input: Input) -> Result<Request, ApiError> {
         include_usage,
         logprobs: false,
         top_logprobs: 0,
+        n,
     })
 }
 
@@ -448,16 +464,33 @@ impl Request {
                 ),
             ));
         }
-        let room = limits.context.saturating_sub(prompt_tokens);
+        // Each of the n samples holds the prompt and its own tokens.
+        let n = self.n.max(1);
+        let room = (limits.context / n).saturating_sub(prompt_tokens);
         match self.max_tokens {
-            Some(n) if n > room => Err(ApiError::invalid(
+            Some(m) if m > room && n == 1 => Err(ApiError::invalid(
                 Some("max_tokens"),
                 format!(
-                    "{prompt_tokens} prompt tokens + max_tokens {n} exceed the model's context of {}",
+                    "{prompt_tokens} prompt tokens + max_tokens {m} exceed the model's context of {}",
                     limits.context
                 ),
             )),
-            Some(n) => Ok(n),
+            Some(m) if m > room => Err(ApiError::invalid(
+                Some("max_tokens"),
+                format!(
+                    "n = {n} samples of {prompt_tokens} prompt tokens + max_tokens {m} need {} KV positions; the server holds {}",
+                    n * (prompt_tokens + m),
+                    limits.context
+                ),
+            )),
+            Some(m) => Ok(m),
+            None if room == 0 => Err(ApiError::invalid(
+                Some("n"),
+                format!(
+                    "n = {n} samples of {prompt_tokens} prompt tokens do not fit in the server's {} KV positions",
+                    limits.context
+                ),
+            )),
             None => Ok(room.min(limits.max_tokens)),
         }
     }
@@ -472,6 +505,7 @@ mod tests {
             max_tokens: 512,
             max_prompt_tokens: 1000,
             context: 2048,
+            samples: 4,
         }
     }
 
@@ -538,5 +572,26 @@ mod tests {
             ),
             Ok(48)
         );
+    }
+
+    #[test]
+    fn samples_share_the_kv_positions() {
+        let r = parse_completion(br#"{"prompt":"x","n":4,"max_tokens":100}"#, &limits()).unwrap();
+        assert_eq!(r.n, 4);
+        // 4 × (10 + 100) fit in 2048; 4 × (500 + 100) do not.
+        assert_eq!(r.budget(10, &limits()), Ok(100));
+        let e = r.budget(500, &limits()).unwrap_err();
+        assert!(e.message.contains("need 2400 KV positions"), "{e}");
+        // Without max_tokens, each sample gets its share of the context.
+        let open = parse_completion(br#"{"prompt":"x","n":4}"#, &limits()).unwrap();
+        assert_eq!(open.budget(500, &limits()), Ok(12));
+        assert_eq!(
+            open.budget(600, &limits()).unwrap_err().param.as_deref(),
+            Some("n")
+        );
+        for body in [&br#"{"prompt":"x","n":0}"#[..], br#"{"prompt":"x","n":5}"#] {
+            let e = parse_completion(body, &limits()).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("n"), "{e}");
+        }
     }
 }

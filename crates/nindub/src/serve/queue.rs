@@ -22,28 +22,46 @@ use crate::monitor::{MonitorConfig, QualityLog, QualityMonitor, RequestRecord, c
 pub type SwapSlot = Arc<Mutex<Option<Generator>>>;
 
 /// A request, tokenized and checked, waiting for the model.
+#[derive(Clone)]
 pub struct Job {
     pub prompt: Vec<u32>,
     pub config: GenerateConfig,
     /// Candidates reported per token (0: none).
     pub top_logprobs: usize,
+    /// Independent samples of the prompt (`n`); sample `i` draws with the
+    /// config's seed + `i`.
+    pub n: usize,
     pub arrived: Instant,
     /// After this, the job is abandoned (503, `timeout_error`).
     pub deadline: Instant,
     pub events: UnboundedSender<Event>,
 }
 
-/// What the worker tells the request's handler.
+impl Job {
+    /// The settings of sample `i`: the request's, with seed + `i` (so
+    /// sample `i` is what the same request with `n = 1` and that seed
+    /// would get).
+    pub fn sample_config(&self, i: usize) -> GenerateConfig {
+        let mut config = self.config.clone();
+        config.sampling.seed = config.sampling.seed.wrapping_add(i as u64);
+        config
+    }
+}
+
+/// What the worker tells the request's handler. `sample` is the index of
+/// the sample (the API's choice) the event belongs to.
 #[derive(Debug)]
 pub enum Event {
     /// One generated token, and the text it releases (text that could be
     /// the start of a stop string is held back until it cannot).
     Token {
+        sample: usize,
         text: String,
         token: TokenInfo,
     },
-    /// The end: the rest of the text and the accounting.
+    /// The end of one sample: the rest of its text and the accounting.
     Done(Summary),
+    /// The request failed (all of its samples).
     Failed(ApiError),
 }
 
@@ -60,6 +78,8 @@ pub struct TokenInfo {
 
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// The sample this ends.
+    pub sample: usize,
     /// The whole generated text (after stop strings are cut).
     pub text: String,
     /// What had not been released with a token.
@@ -191,6 +211,12 @@ impl Queue {
         let job = s.waiting.pop_front()?;
         s.running += 1;
         Some(job)
+    }
+
+    /// `k` more sequences of a job already taken run (its other samples):
+    /// each is finished on its own.
+    pub(crate) fn also_running(&self, k: usize) {
+        self.lock().running += k;
     }
 
     pub(crate) fn finish(&self, secs: f64) {
@@ -363,20 +389,30 @@ fn serve_job(
     monitor: &mut QualityMonitor,
     record: &mut RequestRecord,
 ) {
-    let Some(mut out) = Outlet::open(&job, metrics, monitor, record) else {
+    let Some(first) = Outlet::open(&job, metrics, monitor, record) else {
         return;
     };
-    let result = g.generate(&job.prompt, &job.config, |step| {
-        out.send(&job, step, metrics, monitor, record)
-    });
-    out.close(&job, result, metrics, monitor);
+    // In turn, the samples of `n > 1` run one after another.
+    for i in 0..job.n.max(1) {
+        let mut out = first.sample(i);
+        let result = g.generate(&job.prompt, &job.sample_config(i), |step| {
+            out.send(&job, step, metrics, monitor, record)
+        });
+        let stop = out.gone || out.late;
+        out.close(&job, result, metrics, monitor);
+        if stop {
+            break;
+        }
+    }
 }
 // ANCHOR_END: serve_job
 
 /// One request's side of generation, whoever drives the model (the serial
 /// worker or the batch): what has been released to the client, when the
 /// first token came, whether the client is gone or the deadline passed.
+/// Each sample of a request has its own.
 pub(crate) struct Outlet {
+    sample: usize,
     queued_secs: f64,
     /// Bytes of text sent so far.
     released: usize,
@@ -407,6 +443,7 @@ impl Outlet {
         monitor.observe_prompt(&job.prompt);
         record.prompt.clone_from(&job.prompt);
         Some(Outlet {
+            sample: 0,
             queued_secs: job.arrived.elapsed().as_secs_f64(),
             released: 0,
             text: String::new(),
@@ -414,6 +451,19 @@ impl Outlet {
             gone: false,
             late: false,
         })
+    }
+
+    /// A fresh outlet for sample `i` of the same request.
+    pub(crate) fn sample(&self, i: usize) -> Outlet {
+        Outlet {
+            sample: i,
+            queued_secs: self.queued_secs,
+            released: 0,
+            text: String::new(),
+            ttft: None,
+            gone: false,
+            late: false,
+        }
     }
 
     /// Sends one token (and the text it releases); false when the client is
@@ -455,7 +505,11 @@ impl Outlet {
         self.released = safe;
         self.gone = job
             .events
-            .send(Event::Token { text: delta, token })
+            .send(Event::Token {
+                sample: self.sample,
+                text: delta,
+                token,
+            })
             .is_err();
         self.late = Instant::now() >= job.deadline;
         !self.gone && !self.late
@@ -492,6 +546,7 @@ impl Outlet {
             Ok(out) => {
                 metrics.record_generation(&out, self.ttft);
                 Event::Done(Summary {
+                    sample: self.sample,
                     tail: out
                         .text
                         .get(self.released..)

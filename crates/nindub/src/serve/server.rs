@@ -201,6 +201,7 @@ impl Server {
                 max_tokens: cfg.max_tokens,
                 max_prompt_tokens: cfg.max_prompt_tokens.min(context.saturating_sub(1)),
                 context,
+                samples: cfg.parallel.max(1),
             },
             max_body_bytes: cfg.max_body_bytes,
             timeout: cfg.timeout,
@@ -553,6 +554,7 @@ async fn respond(s: Shared, headers: HeaderMap, body: Body, endpoint: Endpoint) 
             ignore_eos: false,
         },
         top_logprobs: req.top_logprobs,
+        n: req.n,
         arrived,
         deadline: arrived + s.timeout,
         events: tx,
@@ -590,6 +592,7 @@ async fn respond(s: Shared, headers: HeaderMap, body: Body, endpoint: Endpoint) 
         endpoint,
         logprobs: req.logprobs,
         include_usage: req.include_usage,
+        n: req.n,
     };
     if req.stream {
         stream(meta, rx)
@@ -656,6 +659,8 @@ struct Meta {
     endpoint: Endpoint,
     logprobs: bool,
     include_usage: bool,
+    /// Samples (choices) in the answer.
+    n: usize,
 }
 
 impl Meta {
@@ -678,11 +683,15 @@ impl Meta {
     }
 }
 
-fn usage(s: &Summary) -> Value {
+/// The usage of a request's samples: the prompt counted once (it ran
+/// once), the generated tokens of every sample.
+fn usage(samples: &[Summary]) -> Value {
+    let prompt = samples.first().map_or(0, |s| s.prompt_tokens);
+    let completion: usize = samples.iter().map(|s| s.completion_tokens).sum();
     json!({
-        "prompt_tokens": s.prompt_tokens,
-        "completion_tokens": s.completion_tokens,
-        "total_tokens": s.prompt_tokens + s.completion_tokens,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     })
 }
 
@@ -714,13 +723,18 @@ fn completion_logprobs(tokens: &[TokenInfo], mut offset: usize) -> Value {
 }
 // ANCHOR_END: logprobs
 
-/// A non-streamed answer: wait for the end.
+/// A non-streamed answer: wait for the end of every sample.
 async fn collect(meta: Meta, mut rx: UnboundedReceiver<Event>) -> Response {
-    let mut tokens = vec![];
-    let summary = loop {
+    let mut tokens: Vec<Vec<TokenInfo>> = vec![vec![]; meta.n];
+    let mut done: Vec<Summary> = vec![];
+    while done.len() < meta.n {
         match rx.recv().await {
-            Some(Event::Token { token, .. }) => tokens.push(token),
-            Some(Event::Done(s)) => break s,
+            Some(Event::Token { sample, token, .. }) => {
+                if let Some(t) = tokens.get_mut(sample) {
+                    t.push(token);
+                }
+            }
+            Some(Event::Done(s)) => done.push(s),
             Some(Event::Failed(e)) => return error(e),
             None => {
                 return error(ApiError::new(
@@ -731,34 +745,43 @@ async fn collect(meta: Meta, mut rx: UnboundedReceiver<Event>) -> Response {
                 ));
             }
         }
-    };
-    let logprobs = match (meta.logprobs, meta.endpoint) {
-        (false, _) => Value::Null,
-        (true, Endpoint::Chat) => {
-            json!({ "content": tokens.iter().map(chat_logprob).collect::<Vec<_>>() })
-        }
-        (true, Endpoint::Completion) => completion_logprobs(&tokens, 0),
-    };
-    let choice = match meta.endpoint {
-        Endpoint::Chat => json!({
-            "index": 0,
-            "message": { "role": "assistant", "content": summary.text },
-            "logprobs": logprobs,
-            "finish_reason": summary.finish_reason,
-        }),
-        Endpoint::Completion => json!({
-            "index": 0,
-            "text": summary.text,
-            "logprobs": logprobs,
-            "finish_reason": summary.finish_reason,
-        }),
-    };
-    let mut body = meta.envelope(false, json!([choice]));
-    body["usage"] = usage(&summary);
+    }
+    done.sort_by_key(|s| s.sample);
+    let choices: Vec<Value> = done
+        .iter()
+        .map(|summary| {
+            let tokens = tokens.get(summary.sample).map_or(&[][..], Vec::as_slice);
+            let logprobs = match (meta.logprobs, meta.endpoint) {
+                (false, _) => Value::Null,
+                (true, Endpoint::Chat) => {
+                    json!({ "content": tokens.iter().map(chat_logprob).collect::<Vec<_>>() })
+                }
+                (true, Endpoint::Completion) => completion_logprobs(tokens, 0),
+            };
+            match meta.endpoint {
+                Endpoint::Chat => json!({
+                    "index": summary.sample,
+                    "message": { "role": "assistant", "content": summary.text },
+                    "logprobs": logprobs,
+                    "finish_reason": summary.finish_reason,
+                }),
+                Endpoint::Completion => json!({
+                    "index": summary.sample,
+                    "text": summary.text,
+                    "logprobs": logprobs,
+                    "finish_reason": summary.finish_reason,
+                }),
+            }
+        })
+        .collect();
+    let mut body = meta.envelope(false, Value::Array(choices));
+    body["usage"] = usage(&done);
     axum::Json(body).into_response()
 }
 
-/// A streamed answer: one SSE `data:` chunk per token, then `[DONE]`.
+/// A streamed answer: one SSE `data:` chunk per token (its choice's
+/// `index` says which sample it belongs to), a last chunk per sample with
+/// its `finish_reason`, then the usage if asked, then `[DONE]`.
 /// When the client goes away, the stream (and with it the receiver) is
 /// dropped, and the worker stops at its next token.
 fn stream(meta: Meta, rx: UnboundedReceiver<Event>) -> Response {
@@ -766,22 +789,27 @@ fn stream(meta: Meta, rx: UnboundedReceiver<Event>) -> Response {
         meta: Meta,
         rx: UnboundedReceiver<Event>,
         out: std::collections::VecDeque<String>,
-        offset: usize,
+        /// Each sample's text offset so far.
+        offsets: Vec<usize>,
+        finished: Vec<Summary>,
         done: bool,
     }
     let mut st = St {
+        offsets: vec![0; meta.n],
         meta,
         rx,
         out: Default::default(),
-        offset: 0,
+        finished: vec![],
         done: false,
     };
     if st.meta.endpoint == Endpoint::Chat {
-        let first = st.meta.envelope(
-            true,
-            json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }]),
-        );
-        st.out.push_back(first.to_string());
+        for i in 0..st.meta.n {
+            let first = st.meta.envelope(
+                true,
+                json!([{ "index": i, "delta": { "role": "assistant", "content": "" }, "logprobs": null, "finish_reason": null }]),
+            );
+            st.out.push_back(first.to_string());
+        }
     }
     let frames = futures_util::stream::unfold(st, |mut st| async move {
         loop {
@@ -792,32 +820,44 @@ fn stream(meta: Meta, rx: UnboundedReceiver<Event>) -> Response {
                 return None;
             }
             match st.rx.recv().await {
-                Some(Event::Token { text, token }) => {
-                    let chunk = token_chunk(&st.meta, &text, Some(&token), st.offset);
-                    st.offset += token.text.len();
+                Some(Event::Token {
+                    sample,
+                    text,
+                    token,
+                }) => {
+                    let Some(offset) = st.offsets.get_mut(sample) else {
+                        continue;
+                    };
+                    let chunk = token_chunk(&st.meta, sample, &text, Some(&token), *offset);
+                    *offset += token.text.len();
                     st.out.push_back(chunk.to_string());
                 }
                 Some(Event::Done(summary)) => {
+                    let i = summary.sample;
                     if !summary.tail.is_empty() {
-                        let chunk = token_chunk(&st.meta, &summary.tail, None, st.offset);
+                        let offset = st.offsets.get(i).copied().unwrap_or(0);
+                        let chunk = token_chunk(&st.meta, i, &summary.tail, None, offset);
                         st.out.push_back(chunk.to_string());
                     }
                     let last = match st.meta.endpoint {
                         Endpoint::Chat => {
-                            json!([{ "index": 0, "delta": {}, "logprobs": null, "finish_reason": summary.finish_reason }])
+                            json!([{ "index": i, "delta": {}, "logprobs": null, "finish_reason": summary.finish_reason }])
                         }
                         Endpoint::Completion => {
-                            json!([{ "index": 0, "text": "", "logprobs": null, "finish_reason": summary.finish_reason }])
+                            json!([{ "index": i, "text": "", "logprobs": null, "finish_reason": summary.finish_reason }])
                         }
                     };
                     st.out.push_back(st.meta.envelope(true, last).to_string());
-                    if st.meta.include_usage {
-                        let mut u = st.meta.envelope(true, json!([]));
-                        u["usage"] = usage(&summary);
-                        st.out.push_back(u.to_string());
+                    st.finished.push(summary);
+                    if st.finished.len() == st.meta.n {
+                        if st.meta.include_usage {
+                            let mut u = st.meta.envelope(true, json!([]));
+                            u["usage"] = usage(&st.finished);
+                            st.out.push_back(u.to_string());
+                        }
+                        st.out.push_back("[DONE]".into());
+                        st.done = true;
                     }
-                    st.out.push_back("[DONE]".into());
-                    st.done = true;
                 }
                 Some(Event::Failed(e)) => {
                     st.out.push_back(e.body().to_string());
@@ -834,7 +874,13 @@ fn stream(meta: Meta, rx: UnboundedReceiver<Event>) -> Response {
 }
 
 /// One streamed chunk: `text` released now, with the token's logprobs.
-fn token_chunk(meta: &Meta, text: &str, token: Option<&TokenInfo>, offset: usize) -> Value {
+fn token_chunk(
+    meta: &Meta,
+    sample: usize,
+    text: &str,
+    token: Option<&TokenInfo>,
+    offset: usize,
+) -> Value {
     let logprobs = match (meta.logprobs, token, meta.endpoint) {
         (true, Some(t), Endpoint::Chat) => json!({ "content": [chat_logprob(t)] }),
         (true, Some(t), Endpoint::Completion) => {
@@ -844,10 +890,10 @@ fn token_chunk(meta: &Meta, text: &str, token: Option<&TokenInfo>, offset: usize
     };
     let choice = match meta.endpoint {
         Endpoint::Chat => {
-            json!({ "index": 0, "delta": { "content": text }, "logprobs": logprobs, "finish_reason": null })
+            json!({ "index": sample, "delta": { "content": text }, "logprobs": logprobs, "finish_reason": null })
         }
         Endpoint::Completion => {
-            json!({ "index": 0, "text": text, "logprobs": logprobs, "finish_reason": null })
+            json!({ "index": sample, "text": text, "logprobs": logprobs, "finish_reason": null })
         }
     };
     meta.envelope(true, json!([choice]))

@@ -27,6 +27,7 @@ use lab::plot::LineChart;
 use nindub::assets;
 use nindub::model::generate::{GenerateConfig, Generator};
 use nindub::model::sample::SamplingConfig;
+use nindub::serve::PASS_ROWS as DEFAULT_ROWS;
 use nindub::serve::client::{Client, Round};
 use nindub::serve::{ServeConfig, Server};
 use serde_json::{Value, json};
@@ -48,6 +49,9 @@ const GEN_TOKENS: usize = 64;
 const RUNS: usize = 3;
 const CLIENTS: &[usize] = &[1, 2, 4, 8, 16];
 const BATCHES: &[usize] = &[1, 2, 4, 8, 16];
+/// Rows a batched pass may hold, besides the default
+/// (`nindub::serve::PASS_ROWS`).
+const PASS_ROWS: &[usize] = &[16, 64];
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -94,6 +98,7 @@ fn rounds(
     client: &Client,
     model: Option<&str>,
     pid: Option<u32>,
+    counts: &[usize],
 ) -> Res<Vec<(Round, Option<u64>)>> {
     let mut k = 0;
     let mut bodies = |n: usize| -> Vec<Value> {
@@ -112,7 +117,7 @@ fn rounds(
     };
     client.concurrent_each("/v1/completions", &bodies(1))?; // warm-up
     let mut rows = vec![];
-    for &clients in CLIENTS {
+    for &clients in counts {
         let reset = match pid {
             None => nindub::process::reset_peak(),
             Some(pid) => nindub::process::reset_peak_of(pid),
@@ -476,29 +481,41 @@ fn main() -> Res<()> {
         "-",
         "-"
     );
-    let serve = |parallel: usize| -> Res<(Rows, Option<Samples>)> {
-        let mut cfg = ServeConfig::new("smollm2");
-        cfg.addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        cfg.queue = 16;
-        cfg.parallel = parallel;
-        let server = Server::start(Generator::load(&model, &Device::Cpu)?, cfg)?;
-        let client = Client::new(&server.url());
-        let rows = rounds(&client, Some("smollm2"), None)?;
-        let samples = if parallel >= 8 {
-            Some(samples(&client, 8)?)
-        } else {
-            None
+    let serve =
+        |parallel: usize, pass_rows: usize, counts: &[usize]| -> Res<(Rows, Option<Samples>)> {
+            let mut cfg = ServeConfig::new("smollm2");
+            cfg.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            cfg.queue = 16;
+            cfg.parallel = parallel;
+            cfg.pass_rows = pass_rows;
+            let server = Server::start(Generator::load(&model, &Device::Cpu)?, cfg)?;
+            let client = Client::new(&server.url());
+            let rows = rounds(&client, Some("smollm2"), None, counts)?;
+            let samples = if parallel >= 8 && counts == CLIENTS && pass_rows == DEFAULT_ROWS {
+                Some(samples(&client, 8)?)
+            } else {
+                None
+            };
+            drop(server);
+            Ok((rows, samples))
         };
-        drop(server);
-        Ok((rows, samples))
-    };
-    let (ours, _) = serve(1)?;
+    let (ours, _) = serve(1, DEFAULT_ROWS, CLIENTS)?;
     for r in &ours {
         print_row("nindub serve, in turn", r);
     }
-    let (batched, samples) = serve(16)?;
+    let (batched, samples) = serve(16, DEFAULT_ROWS, CLIENTS)?;
     for r in &batched {
         print_row("nindub serve, batched (16)", r);
+    }
+    // Chunked prefill's trade: fewer rows a pass, at eight clients.
+    let mut by_rows = vec![];
+    for rows in PASS_ROWS {
+        let (mut r, _) = serve(16, *rows, &[8])?;
+        // Not its own process: the memory the earlier servers' allocator
+        // kept would read as this server's peak.
+        r[0].1 = None;
+        print_row(&format!("batched, {rows}-row passes"), &r[0]);
+        by_rows.push((*rows, r));
     }
     let peer = match peer_python() {
         None => {
@@ -510,7 +527,7 @@ fn main() -> Res<()> {
         }
         Some(py) => {
             let (proc_, url) = start_peer(&py, &model)?;
-            let rows = rounds(&Client::new(&url), None, Some(proc_.0.id()))?;
+            let rows = rounds(&Client::new(&url), None, Some(proc_.0.id()), CLIENTS)?;
             drop(proc_);
             for r in &rows {
                 print_row("llama-cpp-python server", r);
@@ -528,7 +545,7 @@ fn main() -> Res<()> {
         }
         Some(bin) => {
             let (proc_, url) = start_llama_server(&bin, &model, 16)?;
-            let rows = rounds(&Client::new(&url), None, Some(proc_.0.id()))?;
+            let rows = rounds(&Client::new(&url), None, Some(proc_.0.id()), CLIENTS)?;
             drop(proc_);
             for r in &rows {
                 print_row("llama-server -np 16", r);
@@ -593,6 +610,7 @@ fn main() -> Res<()> {
             "in_process": { "ttft_s": ttft, "tokens_per_s": tps },
             "nindub_serve": ours.iter().map(row_json).collect::<Vec<_>>(),
             "nindub_batched": batched.iter().map(row_json).collect::<Vec<_>>(),
+            "nindub_batched_pass_rows": by_rows.iter().map(|(rows, r)| json!({ "pass_rows": rows, "rounds": r.iter().map(row_json).collect::<Vec<_>>() })).collect::<Vec<_>>(),
             "llama_cpp_server": peer.as_ref().map(|rows| rows.iter().map(row_json).collect::<Vec<_>>()),
             "llama_server": llama_server.as_ref().map(|rows| rows.iter().map(row_json).collect::<Vec<_>>()),
         });

@@ -221,6 +221,10 @@ fn useless_limits_are_refused_before_the_model_loads() {
         ("max_connections", Box::new(|c| c.max_connections = 0)),
         ("queue", Box::new(|c| c.queue = 0)),
         ("empty", Box::new(|c| c.api_key = Some(String::new()))),
+        // A pass holds every decoding sequence's token: at most 64 rows.
+        ("parallel 65", Box::new(|c| c.parallel = 65)),
+        ("pass_rows 4", Box::new(|c| c.pass_rows = 4)),
+        ("pass_rows 65", Box::new(|c| c.pass_rows = 65)),
     ];
     for (needle, edit) in cases {
         let mut cfg = ServeConfig::new("stone");

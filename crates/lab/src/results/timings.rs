@@ -416,6 +416,8 @@ fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             "nindub in process (Ritual)" => "in_process",
             "nindub serve, in turn" => "serve",
             "nindub serve, batched (16)" => "batched",
+            "batched, 16-row passes" => "batched_rows16",
+            "batched, 64-row passes" => "batched_rows64",
             "llama-cpp-python server" => "llama_cpp_server",
             "llama-server -np 16" => "llama_server",
             _ => continue,
@@ -429,11 +431,11 @@ fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             ("itl_p95_ms", "ms"),
             ("peak_mb", "MB"),
         ];
-        // In process: no percentiles (one client); the peer: no peak (not
-        // this process).
+        // In process: no percentiles (one client); the peer and the
+        // pass-rows rounds: no peak (not a process of their own).
         let n = match engine {
             "in_process" => 3,
-            "llama_cpp_server" => 5,
+            "llama_cpp_server" | "batched_rows16" | "batched_rows64" => 5,
             _ => 6,
         };
         take(

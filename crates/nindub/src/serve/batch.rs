@@ -196,7 +196,7 @@ pub(crate) fn run(w: &mut Worker) {
         // The sequences that run: all but the samples that wait.
         let running: Vec<usize> = (0..active.len()).filter(|&i| !active[i].waiting).collect();
         let left: Vec<usize> = running.iter().map(|&i| active[i].prompt_left()).collect();
-        let plan: Vec<(usize, usize)> = plan(&left, PREFILL_CHUNK)
+        let plan: Vec<(usize, usize)> = plan(&left, w.pass_rows.min(PREFILL_CHUNK))
             .into_iter()
             .map(|(k, n)| (running[k], n))
             .collect();

@@ -46,4 +46,4 @@ pub mod sse;
 mod web;
 
 #[cfg(feature = "server")]
-pub use server::{SCOPE_INFERENCE, SCOPE_METRICS, ServeConfig, Server};
+pub use server::{PASS_ROWS, SCOPE_INFERENCE, SCOPE_METRICS, ServeConfig, Server};

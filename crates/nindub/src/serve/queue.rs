@@ -233,6 +233,7 @@ impl Queue {
 /// generated together ([`super::batch`]); otherwise one after another.
 pub fn spawn_worker(
     generator: Generator,
+    pass_rows: usize,
     queue: Arc<Queue>,
     metrics: Arc<Metrics>,
     watch: MonitorConfig,
@@ -242,6 +243,7 @@ pub fn spawn_worker(
         .name("nindub-worker".into())
         .spawn(move || {
             let mut w = Worker::new(generator, queue, metrics, watch, swap);
+            w.pass_rows = pass_rows;
             if w.queue.parallel() > 1 && w.generator.fused().is_some() {
                 super::batch::run(&mut w);
             } else {
@@ -277,6 +279,8 @@ pub(crate) struct Worker {
     pub(crate) queue: Arc<Queue>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) monitor: QualityMonitor,
+    /// The most tokens one batched pass runs.
+    pub(crate) pass_rows: usize,
     watch: MonitorConfig,
     swap: SwapSlot,
     log: Option<QualityLog>,
@@ -310,6 +314,7 @@ impl Worker {
             queue,
             metrics,
             monitor,
+            pass_rows: crate::stream::placement::PREFILL_CHUNK,
             watch,
             swap,
             log,

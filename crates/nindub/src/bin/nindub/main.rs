@@ -65,7 +65,7 @@ enum Command {
     Synth(shards::SynthArgs),
     /// Serve the model over HTTP (The Speaking Stone): an OpenAI-compatible
     /// API with streaming, /health, /metrics, and a web page at /.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Measure prompt and generation speed: the fused engine, candle's, and
     /// candle-transformers' quantized_llama on the same file (medians).
     Bench(bench::BenchArgs),
@@ -113,7 +113,7 @@ fn main() -> ExitCode {
         Command::Stream(args) => stream::run(args),
         Command::Split(args) => shards::split(args),
         Command::Synth(args) => shards::synth(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Quantize(args) => quantize::run(args),
         Command::Distill { what } => distill::run(what),

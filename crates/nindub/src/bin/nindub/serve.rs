@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// (prompt + max_tokens positions) out of the engine's reservation.
     #[arg(long, default_value_t = 8)]
     parallel: usize,
+    /// The most tokens one batched pass runs: the decoding sequences' next
+    /// tokens plus prompt chunks (chunked prefill). Fewer keep streams
+    /// smoother while a prompt arrives; more run prompts sooner.
+    #[arg(long, default_value_t = nindub::serve::PASS_ROWS)]
+    pass_rows: usize,
     /// Positions of KV cache the engine reserves (within the budget, and
     /// at most the model's context), shared by the requests in the batch;
     /// default: one longest request (max_prompt_tokens + max_tokens + 1).
@@ -109,6 +114,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         addr: std::net::SocketAddr::new(args.host, args.port),
         queue: args.queue,
         parallel: args.parallel,
+        pass_rows: args.pass_rows,
         api_key: args.api_key.clone(),
         credentials: match &args.trust_jwks {
             Some(path) => Some(CredentialCheck::new(

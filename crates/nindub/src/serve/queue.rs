@@ -403,7 +403,8 @@ fn serve_job(
         let result = g.generate(&job.prompt, &job.sample_config(i), |step| {
             out.send(&job, step, metrics, monitor, record)
         });
-        let stop = out.gone || out.late;
+        // A gone client, a passed deadline or a failure ends the request.
+        let stop = out.gone || out.late || result.is_err();
         out.close(&job, result, metrics, monitor);
         if stop {
             break;

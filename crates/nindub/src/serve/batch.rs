@@ -227,13 +227,8 @@ pub(crate) fn run(w: &mut Worker) {
             Err(e) => {
                 // The pass failed for every sequence in it.
                 for &(i, _) in plan.iter().rev() {
-                    let s = active.remove(i);
-                    let _ = s.job.events.send(Event::Failed(ApiError::new(
-                        500,
-                        "server_error",
-                        "generation_failed",
-                        format!("generation failed: {e}"),
-                    )));
+                    let mut s = active.remove(i);
+                    fail(&mut s, format!("generation failed: {e}"));
                     w.log(&s.record);
                     w.queue.finish(s.admitted.elapsed().as_secs_f64());
                 }

@@ -242,8 +242,7 @@ pub fn spawn_worker(
     std::thread::Builder::new()
         .name("nindub-worker".into())
         .spawn(move || {
-            let mut w = Worker::new(generator, queue, metrics, watch, swap);
-            w.pass_rows = pass_rows;
+            let mut w = Worker::new(generator, pass_rows, queue, metrics, watch, swap);
             if w.queue.parallel() > 1 && w.generator.fused().is_some() {
                 super::batch::run(&mut w);
             } else {
@@ -292,6 +291,7 @@ pub(crate) struct Worker {
 impl Worker {
     fn new(
         mut generator: Generator,
+        pass_rows: usize,
         queue: Arc<Queue>,
         metrics: Arc<Metrics>,
         watch: MonitorConfig,
@@ -314,7 +314,7 @@ impl Worker {
             queue,
             metrics,
             monitor,
-            pass_rows: crate::stream::placement::PREFILL_CHUNK,
+            pass_rows,
             watch,
             swap,
             log,

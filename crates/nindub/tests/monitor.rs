@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::Device;
 use nindub::assets;
-use nindub::compress::export::quantize_gguf;
+use nindub::compress::export::{ExportOptions, quantize_gguf};
 use nindub::compress::quant::Scheme;
 use nindub::model::generate::Generator;
 use nindub::monitor::{CanarySet, MonitorConfig, WindowConfig, canary, prometheus_rules, read_log};
@@ -91,8 +91,8 @@ fn a_served_model_is_watched_swapped_and_caught_by_its_canaries() {
     quantize_gguf(
         &assets::smollm2().unwrap(),
         &int2,
-        &Scheme::parse("int2-g32").unwrap(),
-        false,
+        Scheme::parse("int2-g32").unwrap(),
+        &ExportOptions::REQUANTIZE,
     )
     .unwrap();
     let mut bad = Generator::load(&int2, &Device::Cpu).unwrap();

@@ -47,7 +47,14 @@ fn a_recorded_lineage_verifies_and_every_forgery_is_named() {
     ));
     let q = ok(&nindub(
         d,
-        &["quantize", "--scheme", "int8-g32", "base.gguf", "q8.gguf"],
+        &[
+            "quantize",
+            "--scheme",
+            "int8-g32",
+            "--allow-requantize",
+            "base.gguf",
+            "q8.gguf",
+        ],
     ));
     assert!(q.contains("provenance: q8.gguf.provenance.json"), "{q}");
     let s = ok(&nindub(

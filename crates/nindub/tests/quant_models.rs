@@ -3,7 +3,7 @@
 
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
-use nindub::compress::export::{self, ggml_type};
+use nindub::compress::export::{self, ExportOptions, Recipe, Target, ggml_type};
 use nindub::compress::perplexity;
 use nindub::compress::qmodel::{self, MiniLm, Quantizer};
 use nindub::compress::quant::{QParams, QTensor, Scheme};
@@ -68,12 +68,19 @@ fn q4_1_blocks_are_laid_out_as_ggml_expects() {
 fn exported_gguf_round_trips_through_candle_and_our_engine() {
     let dir = tempfile::tempdir().unwrap();
     let src = assets::smollm2().unwrap();
+    let reference = dir.path().join("f32.gguf");
+    let r =
+        export::quantize_gguf(&src, &reference, Target::Type(GgmlDType::F32), &plain()).unwrap();
+    assert_eq!(
+        r.sqnr_db, None,
+        "f32 holds every Q4_1 and Q8_0 value exactly"
+    );
     let q8 = dir.path().join("q8.gguf");
-    let r = export::quantize_gguf(&src, &q8, &scheme("int8-g32"), false).unwrap();
+    let r = export::quantize_gguf(&reference, &q8, scheme("int8-g32"), &plain()).unwrap();
     assert_eq!(r.max_dequant_diff, 0.0, "Q8_0 blocks are ours, bit for bit");
     assert!(r.quantized > 200 && r.quantized < r.tensors);
     let q4 = dir.path().join("q4.gguf");
-    let r = export::quantize_gguf(&src, &q4, &scheme("int4-g32"), false).unwrap();
+    let r = export::quantize_gguf(&reference, &q4, scheme("int4-g32"), &plain()).unwrap();
     assert!(r.max_dequant_diff < 1e-2, "{}", r.max_dequant_diff);
     let types: Vec<String> = GgufFile::open(&q4)
         .unwrap()
@@ -86,31 +93,156 @@ fn exported_gguf_round_trips_through_candle_and_our_engine() {
     // candle's path is the reference here: the fused path also quantizes
     // the activations to 8 bits, which moves near-ties between candidates,
     // not the export's fidelity.
-    let greedy = |path: &std::path::Path| {
-        let opts = LoadOptions {
-            engine: Engine::Candle,
-            ..Default::default()
-        };
-        let mut g = Generator::open(path, &opts).unwrap();
-        let ids = g.tokenizer.encode("The capital of France is").unwrap();
-        let cfg = GenerateConfig {
-            sampling: SamplingConfig::greedy(),
-            max_tokens: 6,
-            ..Default::default()
-        };
-        g.generate(&ids, &cfg, |_| true).unwrap().tokens
-    };
     assert_eq!(greedy(&q8), greedy(&src));
     assert_eq!(greedy(&q4).len(), 6);
 
     // A scheme without a GGML type, and a foreign input, are errors; the
     // output is not created.
     let bad = dir.path().join("bad.gguf");
-    assert!(export::quantize_gguf(&src, &bad, &scheme("int8-channel"), false).is_err());
+    assert!(export::quantize_gguf(&src, &bad, scheme("int8-channel"), &plain()).is_err());
     let not_gguf = dir.path().join("x.gguf");
     std::fs::write(&not_gguf, b"not a model").unwrap();
-    assert!(export::quantize_gguf(&not_gguf, &bad, &scheme("int8-g32"), false).is_err());
+    assert!(export::quantize_gguf(&not_gguf, &bad, scheme("int8-g32"), &plain()).is_err());
     assert!(!bad.exists());
+}
+
+fn plain() -> ExportOptions {
+    ExportOptions::default()
+}
+
+/// Six greedy tokens on candle's engine.
+fn greedy(path: &std::path::Path) -> Vec<u32> {
+    let opts = LoadOptions {
+        engine: Engine::Candle,
+        ..Default::default()
+    };
+    let mut g = Generator::open(path, &opts).unwrap();
+    let ids = g.tokenizer.encode("The capital of France is").unwrap();
+    let cfg = GenerateConfig {
+        sampling: SamplingConfig::greedy(),
+        max_tokens: 6,
+        ..Default::default()
+    };
+    g.generate(&ids, &cfg, |_| true).unwrap().tokens
+}
+
+// ANCHOR: do_no_harm
+/// Do no harm: asked for the type it already has, a tensor is copied; asked
+/// to requantize a quantized tensor with loss, the export refuses, names the
+/// cost, and writes nothing, unless the caller allows it.
+#[test]
+fn requantizing_copies_what_it_can_and_refuses_to_lose_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = assets::smollm2().unwrap();
+    let original = GgufFile::open(&src).unwrap();
+
+    // The published file is Q4_1 with a Q8_0 embedding: GGML's own Q4_1
+    // copies every Q4_1 tensor and would re-encode only the embedding.
+    let out = dir.path().join("q4_1.gguf");
+    let err = export::quantize_gguf(&src, &out, Target::Type(GgmlDType::Q4_1), &plain())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("q8_0 → q4_1") && err.contains("dB"), "{err}");
+    assert!(err.contains("Nothing was written"), "{err}");
+    assert!(!out.exists());
+
+    // Allowed, the embedding is re-encoded (its cost reported) and the
+    // Q4_1 tensors are still copied; asked for Q8_0, the embedding is the
+    // one tensor copied.
+    let copy = dir.path().join("q8_0.gguf");
+    let opts = ExportOptions::REQUANTIZE;
+    let r = export::quantize_gguf(&src, &copy, Target::Type(GgmlDType::Q8_0), &opts).unwrap();
+    let copied: Vec<&str> = r
+        .per_tensor
+        .iter()
+        .filter(|t| t.copied && t.to != "f32")
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(copied, ["token_embd.weight"]);
+    assert!(r.per_tensor.iter().all(|t| t.copied || t.sqnr_db.is_some()));
+
+    // A Q4_1 file asked for Q4_1 everywhere it is Q4_1: bit for bit.
+    let same = dir.path().join("q4_1-again.gguf");
+    let r = export::quantize_gguf(&src, &same, Target::Type(GgmlDType::Q4_1), &opts).unwrap();
+    let embd = r
+        .per_tensor
+        .iter()
+        .find(|t| t.name == "token_embd.weight")
+        .unwrap();
+    assert!(!embd.copied && embd.sqnr_db.is_some_and(|d| d > 10.0));
+    let again = GgufFile::open(&same).unwrap();
+    let q4_1 = q4_1_names(&original);
+    assert_eq!(q4_1.len(), 210);
+    assert!(
+        tensor_bytes(&again, &q4_1) == tensor_bytes(&original, &q4_1),
+        "every Q4_1 tensor copied byte for byte"
+    );
+}
+// ANCHOR_END: do_no_harm
+
+/// The names of the Q4_1 tensors, sorted.
+fn q4_1_names(f: &GgufFile) -> Vec<String> {
+    let mut names: Vec<_> = f
+        .content
+        .tensor_infos
+        .iter()
+        .filter(|(_, i)| i.ggml_dtype == GgmlDType::Q4_1)
+        .map(|(n, _)| n.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The bytes of the named tensors, one after another.
+fn tensor_bytes(f: &GgufFile, names: &[String]) -> Vec<u8> {
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&f.path).unwrap());
+    names
+        .iter()
+        .flat_map(|n| {
+            f.content
+                .tensor(&mut reader, n, &Device::Cpu)
+                .unwrap()
+                .data()
+                .unwrap()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// K-quant exports follow llama.cpp's recipe (with its fallbacks for rows
+/// of 576), decode as candle decodes them, and generate.
+#[test]
+fn k_quant_recipes_write_llama_cpps_types_and_generate() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = assets::smollm2().unwrap();
+    let reference = dir.path().join("f32.gguf");
+    export::quantize_gguf(&src, &reference, Target::Type(GgmlDType::F32), &plain()).unwrap();
+    let out = dir.path().join("q4_k_m.gguf");
+    let r = export::quantize_gguf(
+        &reference,
+        &out,
+        Target::Recipe(Recipe::parse("q4_k_m").unwrap()),
+        &plain(),
+    )
+    .unwrap();
+    assert_eq!(r.max_dequant_diff, 0.0, "nindub's decode is candle's");
+    let of = |name: &str| {
+        r.per_tensor
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.to.as_str())
+            .unwrap()
+    };
+    // 576 columns: Q4_K falls back to Q5_0, and Q6_K to Q8_0.
+    assert_eq!(of("blk.5.attn_q.weight"), "q5_0");
+    assert_eq!(of("token_embd.weight"), "q8_0");
+    assert_eq!(of("blk.0.attn_v.weight"), "q8_0");
+    // 1536 columns: ffn_down is a K-quant, Q6_K in layers that get more bits.
+    assert_eq!(of("blk.0.ffn_down.weight"), "q6_k");
+    assert_eq!(of("blk.4.ffn_down.weight"), "q4_k");
+    assert_eq!(of("blk.5.ffn_down.weight"), "q6_k");
+    assert!(r.sqnr_db.unwrap() > 20.0);
+    assert_eq!(greedy(&out).len(), 6);
 }
 
 /// INT8 per-channel costs SmolLM2 under 1 % of perplexity on the corpus

@@ -84,3 +84,23 @@ pub fn unpack_int4(packed: &[u8], n: usize) -> Vec<i8> {
 pub fn quantize_per_channel(w: ArrayView2<f32>) -> (Array2<i8>, Array1<f32>) {
     todo!("a scale per row from its largest |w|, then round and clamp each weight")
 }
+
+/// Trial 5. Sub-block `j`'s 6-bit scale and 6-bit minimum in a Q4_K
+/// super-block (llama.cpp's `get_scale_min_k4`).
+///
+/// A Q4_K super-block has 8 sub-blocks of 32 weights, and each sub-block's
+/// scale and minimum are 6-bit integers packed into 12 bytes:
+///
+/// ```text
+/// j < 4:   scale = q[j] & 63                      min = q[j + 4] & 63
+/// j ≥ 4:   scale = low nibble of q[j + 4]         min = high nibble of q[j + 4]
+///          + (top 2 bits of q[j − 4]) << 4        + (top 2 bits of q[j]) << 4
+/// ```
+///
+/// (the first four sub-blocks use only 6 of each byte's 8 bits; the last
+/// four keep their low 4 bits in bytes 8..12 and borrow the spare 2 bits).
+pub fn q4k_scale_min(j: usize, q: &[u8; 12]) -> (u8, u8) {
+    todo!(
+        "two cases: j < 4 reads bytes j and j + 4; j ≥ 4 joins a nibble of byte j + 4 with 2 spare bits"
+    )
+}

@@ -349,3 +349,36 @@ pub fn per_channel() {
         "a transposed (non-contiguous) view gives the same answer"
     );
 }
+
+/// The learner's unpacking of Q4_K's 6-bit scales and minimums, against
+/// nindub's (the one the exporter's K-quants are decoded with).
+pub fn q4k_scale_min() {
+    use nindub::ggml::superblocks::scale_min_k4;
+    let mut q = [0u8; 12];
+    q[9] = 0x3A;
+    q[1] = 0xC0;
+    q[5] = 0x40;
+    assert_eq!(
+        ac::q4k_scale_min(5, &q),
+        (58, 19),
+        "sub-block 5: low nibbles of byte 9 (0xA, 0x3), top bits of bytes 1 (3) and 5 (1)"
+    );
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for case in 0..200 {
+        let q: [u8; 12] = std::array::from_fn(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        });
+        for j in 0..8 {
+            let (s, m) = ac::q4k_scale_min(j, &q);
+            assert_eq!(
+                (s, m),
+                scale_min_k4(j, &q),
+                "case {case}, sub-block {j} of {q:02x?}: (scale, min)"
+            );
+            assert!(s < 64 && m < 64, "6-bit numbers: got ({s}, {m})");
+        }
+    }
+}

@@ -11,7 +11,9 @@ use std::path::Path;
 use crate::plot::LineChart;
 use anyhow::Result;
 use candle_core::Device;
+use candle_core::quantized::GgmlDType;
 use nindub::budget::{self, Machine, Precision, Workload};
+use nindub::compress::export::{ExportOptions, Recipe, Target, quantize_gguf};
 use nindub::compress::perplexity::{self, CHUNKS, CTX};
 use nindub::compress::qmodel::{self, MiniLm, ModelReport, Quantizer};
 use nindub::compress::quant::{self, Scheme};
@@ -166,8 +168,20 @@ fn smollm2(out: &Path, figs: &mut super::Figures) -> Result<Vec<(String, ModelRe
     Ok(reports)
 }
 
+/// A row of the table beside llama.cpp: fixture key, who quantized it,
+/// nindub's perplexity from the scheme table, what nindub exports, and
+/// llama.cpp's file of the same kind.
+type ExportRow<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<Target>,
+    Option<&'a str>,
+);
+
 /// Our GGUF exports, read back by candle and scored by both engines; and
 /// llama.cpp's own quantizations beside ours (from the recorded fixture).
+/// Every export starts from the same f32 reference as llama.cpp's.
 fn peer(
     out: &Path,
     reports: &[(String, ModelReport, f64)],
@@ -181,79 +195,160 @@ fn peer(
     let ours = |name: &str| reports.iter().find(|(n, ..)| n == name).map(|r| r.2);
     let fmt = |v: Option<f64>| v.map(|p| format!("{p:.3}")).unwrap_or_else(|| "–".into());
     let mut s = String::from(
-        "| weights | quantized by | bits/weight | perplexity, llama.cpp | perplexity, nindub |\n|---|---|---:|---:|---:|\n",
+        "| weights | quantized by | bits/weight | perplexity, llama.cpp | perplexity, nindub | tensors = llama.cpp's |\n|---|---|---:|---:|---:|---|\n",
     );
     let src = assets::smollm2()?;
     let dir = tempfile::tempdir()?;
+    let reference = dir.path().join("reference-f32.gguf");
+    let plain = ExportOptions::default();
+    quantize_gguf(&src, &reference, Target::Type(GgmlDType::F32), &plain)?;
     let mut notes = vec![];
-    for (key, who, ours_key) in [
+    let recipe = |r: &str| Recipe::parse(r).map(Target::Recipe);
+    let rows: [ExportRow; 15] = [
         (
             "reference-f32",
             "(f32, dequantized from the file)",
             Some("f32 (reference)"),
+            None,
+            None,
         ),
         (
             "original",
             "the published file (Q4_1, embedding Q8_0)",
             Some("f32 (reference)"),
+            None,
+            None,
         ),
-        ("llama.cpp-q8_0", "llama.cpp (Q8_0)", None),
-        ("llama.cpp-q4_1", "llama.cpp (Q4_1, embedding Q8_0)", None),
-        ("llama.cpp-q4_0", "llama.cpp (Q4_0, embedding Q8_0)", None),
+        ("llama.cpp-q8_0", "llama.cpp (Q8_0)", None, None, None),
+        (
+            "llama.cpp-q6_k",
+            "llama.cpp (Q6_K, rows of 576 Q8_0)",
+            None,
+            None,
+            None,
+        ),
+        ("llama.cpp-q5_k_m", "llama.cpp (Q5_K_M)", None, None, None),
+        ("llama.cpp-q4_k_m", "llama.cpp (Q4_K_M)", None, None, None),
+        (
+            "llama.cpp-q4_1",
+            "llama.cpp (Q4_1, embedding Q8_0)",
+            None,
+            None,
+            None,
+        ),
+        (
+            "llama.cpp-q4_0",
+            "llama.cpp (Q4_0, embedding Q8_0)",
+            None,
+            None,
+            None,
+        ),
         (
             "smollm2-int8-g32.gguf",
-            "nindub int8-g32, exported as Q8_0",
+            "nindub int8-g32 (Q8_0, scales rounded up)",
+            None,
+            Some(Target::parse("int8-g32")?),
+            Some("llama.cpp-q8_0"),
+        ),
+        (
+            "smollm2-q6_k.gguf",
+            "nindub --recipe q6_k",
+            None,
+            Some(recipe("q6_k")?),
+            Some("llama.cpp-q6_k"),
+        ),
+        (
+            "smollm2-q5_k_m.gguf",
+            "nindub --recipe q5_k_m",
+            None,
+            Some(recipe("q5_k_m")?),
+            Some("llama.cpp-q5_k_m"),
+        ),
+        (
+            "smollm2-q4_k_m.gguf",
+            "nindub --recipe q4_k_m",
+            None,
+            Some(recipe("q4_k_m")?),
+            Some("llama.cpp-q4_k_m"),
+        ),
+        (
+            "smollm2-q4_1.gguf",
+            "nindub --recipe q4_1 (GGML's float minimum)",
+            None,
+            Some(recipe("q4_1")?),
+            Some("llama.cpp-q4_1"),
+        ),
+        (
+            "smollm2-ggml-q4_1.gguf",
+            "nindub ggml-q4_1 (embedding Q4_1 too)",
+            None,
+            Some(Target::parse("ggml-q4_1")?),
             None,
         ),
         (
             "smollm2-int4-g32.gguf",
-            "nindub int4-g32, exported as Q4_1",
+            "nindub int4-g32 (Q4_1, integer zero-point)",
+            None,
+            Some(Target::parse("int4-g32")?),
             None,
         ),
-    ] {
+    ];
+    for (key, who, ours_key, target, twin) in rows {
         let m = &models[key];
         let mut nindub = ours_key.and_then(ours);
-        if let Some(scheme) = key
-            .strip_prefix("smollm2-")
-            .and_then(|k| k.strip_suffix(".gguf"))
-        {
+        let mut same = "–".to_string();
+        if let Some(target) = target {
             // Export now, check the file is the one llama.cpp scored, and
             // score it here with its dequantized weights.
             let path = dir.path().join(key);
-            let r = nindub::compress::export::quantize_gguf(
-                &src,
-                &path,
-                &Scheme::parse(scheme)?,
-                false,
-            )?;
+            let r = quantize_gguf(&reference, &path, target, &plain)?;
             let sha = nindub::fsx::sha256_file(&path)?;
             if m["file_sha256"].as_str() != Some(sha.as_str()) {
                 notes.push(format!(
-                    "`{key}`: the fixture scored another export; rerun `regenerate-llama-cpp.sh`"
+                    "`{key}`: the fixture scored another export; rerun `regenerate-llama-cpp-quant.sh`"
                 ));
             }
-            notes.push(format!(
-                "`{key}`: {} of {} tensors in the block type; candle reads the blocks back within {:.1e} of nindub's dequantization",
-                r.quantized, r.tensors, r.max_dequant_diff
-            ));
+            let file = GgufFile::open(&path)?;
+            if let Some(twin) = twin {
+                let digest = file.tensor_digest()?;
+                same = if models[twin]["tensor_sha256"].as_str() == Some(digest.as_str()) {
+                    "yes, bit for bit".into()
+                } else {
+                    "no".into()
+                };
+            }
+            let name = target.name();
             figs.add(
-                &format!("alchemy.export.{scheme}.readback"),
+                &format!("alchemy.export.{name}.readback"),
                 r.max_dequant_diff as f64,
                 "",
                 format!("{:.1e}", r.max_dequant_diff),
             );
-            let tok = GgufTokenizer::from_gguf(&GgufFile::open(&path)?)?;
-            let (mut model, _) = qmodel::load_llama(&path, None, &Device::Cpu, &mut |_| {})?;
-            nindub = Some(
-                perplexity::perplexity(&mut model, &corpus_tokens(&tok)?, CTX, CHUNKS, |_| {})?.ppl,
+            if let Some(d) = r.sqnr_db {
+                figs.number(&format!("alchemy.export.{name}.sqnr"), d, 1, "dB");
+            }
+            figs.number(
+                &format!("alchemy.export.{name}.bpw"),
+                r.bits_per_weight,
+                2,
+                "",
             );
+            let tok = GgufTokenizer::from_gguf(&file)?;
+            let (mut model, _) = qmodel::load_llama(&path, None, &Device::Cpu, &mut |_| {})?;
+            let ppl =
+                perplexity::perplexity(&mut model, &corpus_tokens(&tok)?, CTX, CHUNKS, |_| {})?.ppl;
+            figs.number(&format!("alchemy.export.{name}.ppl"), ppl, 3, "");
+            nindub = Some(ppl);
         }
         if let Some(ppl) = m["ppl"].as_f64() {
             figs.number(&format!("alchemy.llama_cpp.{key}.ppl"), ppl, 3, "");
         }
+        if let Some(b) = m["bits_per_weight"].as_f64() {
+            figs.number(&format!("alchemy.llama_cpp.{key}.bpw"), b, 2, "");
+        }
         writeln!(
             s,
-            "| {key} | {who} | {} | {} | {} |",
+            "| {key} | {who} | {} | {} | {} | {same} |",
             m["bits_per_weight"]
                 .as_f64()
                 .map(|b| format!("{b:.2}"))
@@ -268,11 +363,38 @@ fn peer(
     }
     writeln!(
         s,
-        "\nllama.cpp's figures: {} (`tests/fixtures/llama_cpp_quant.json`, recorded by `record_llama_cpp_quant.py`); bits/weight of the whole file's tensors, norms included. nindub's: the same file's weights dequantized to f32, then the same protocol (llama.cpp multiplies quantized weights by activations rounded to 8 bits, hence the small differences). llama.cpp's quantized files exist only inside the fixture script; the `ggml-*` rows of the table above are candle's GGML quantizer on the same weights, with the embedding quantized too.",
+        "\nllama.cpp's figures: {} (`tests/fixtures/llama_cpp_quant.json`, recorded by `record_llama_cpp_quant.py`); bits/weight of the whole file's tensors, norms included. nindub's: the same file's weights dequantized to f32, then the same protocol (llama.cpp multiplies quantized weights by activations rounded to 8 bits, hence the small differences). Every quantized row starts from the f32 reference. \"tensors = llama.cpp's\": the SHA-256 of every tensor's name, type and bytes, against llama.cpp's file of the same kind (the headers differ: each tool writes its own metadata).",
         fixture["peer"].as_str().unwrap_or("llama.cpp")
     )?;
     write(out, "llama-cpp.md", &s)?;
+    do_no_harm(out, &src)?;
     Ok(())
+}
+
+/// What `nindub quantize` answers when asked to requantize the published
+/// file with loss: the refusal, with its measured cost, verbatim.
+fn do_no_harm(out: &Path, src: &Path) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("out.gguf");
+    let mut s = String::from("```text\n");
+    for scheme in ["int4-g32", "int8-g32"] {
+        let err = match quantize_gguf(
+            src,
+            &path,
+            Target::parse(scheme)?,
+            &ExportOptions::default(),
+        ) {
+            Ok(_) => anyhow::bail!("requantizing the published file with {scheme} was not refused"),
+            Err(e) => e.to_string(),
+        };
+        anyhow::ensure!(!path.exists(), "a refused export left a file");
+        writeln!(
+            s,
+            "$ nindub quantize --scheme {scheme} smollm2 out.gguf\nnindub: error: {err}\n"
+        )?;
+    }
+    s.push_str("```\n");
+    write(out, "do-no-harm.md", &s)
 }
 
 fn db(x: f64) -> String {

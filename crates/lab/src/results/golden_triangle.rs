@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use nindub::compress::export::quantize_gguf;
+use nindub::compress::export::{ExportOptions, quantize_gguf};
 use nindub::compress::quant::Scheme;
 use nindub::track::dvc::{self, DataHash, Remote};
 use nindub::track::record::{self, Disconnect, Run, RunRecord};
@@ -59,7 +59,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
 
 fn quantize(run: &mut Run, model: &Path, out: &Path) -> Result<()> {
     let scheme = Scheme::parse("int8-g32")?;
-    let r = quantize_gguf(model, out, &scheme, false)?;
+    let r = quantize_gguf(model, out, scheme, &ExportOptions::REQUANTIZE)?;
     run.metric("tensors_quantized", r.quantized as f64, 0)
         .metric("file_bytes", r.file_bytes as f64, 0)
         .metric("max_dequant_diff", f64::from(r.max_dequant_diff), 0)

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use nindub::assets;
-use nindub::compress::export::quantize_gguf;
+use nindub::compress::export::{ExportOptions, quantize_gguf};
 use nindub::compress::quant::Scheme;
 use nindub::provenance::ip::{IpCreator, IpMetadata, LicenseTerms, ZERO_ADDRESS, metadata_hash};
 use nindub::provenance::royalty::{MAX_PERCENT, Policy, format_units, parse_units};
@@ -139,7 +139,12 @@ pub fn generate(out: &Path) -> Result<()> {
     )?);
     base_m.write_recorded(&base)?;
     let q8 = dir.join("SmolLM2-135M-Instruct.int8-g32.gguf");
-    quantize_gguf(&base, &q8, &Scheme::parse("int8-g32")?, false)?;
+    quantize_gguf(
+        &base,
+        &q8,
+        Scheme::parse("int8-g32")?,
+        &ExportOptions::REQUANTIZE,
+    )?;
     let recipe = |cmd: &str| Recipe {
         command: cmd.split_whitespace().map(str::to_string).collect(),
         run: None,
@@ -150,7 +155,7 @@ pub fn generate(out: &Path) -> Result<()> {
         &q8,
         Relation::Quantized,
         Some(recipe(
-            "quantize --scheme int8-g32 SmolLM2-135M-Instruct.Q4_1.gguf SmolLM2-135M-Instruct.int8-g32.gguf",
+            "quantize --scheme int8-g32 --allow-requantize SmolLM2-135M-Instruct.Q4_1.gguf SmolLM2-135M-Instruct.int8-g32.gguf",
         )),
     )?;
     anyhow::ensure!(problems.is_empty(), "the quantized edge: {problems:?}");

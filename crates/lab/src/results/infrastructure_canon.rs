@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
 use candle_core::Device;
-use nindub::compress::export::quantize_gguf;
+use nindub::compress::export::{ExportOptions, quantize_gguf};
 use nindub::compress::quant::Scheme;
 use nindub::model::generate::{GenerateConfig, Generator};
 use nindub::model::sample::SamplingConfig;
@@ -70,7 +70,12 @@ fn degraded(scheme: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("SmolLM2-135M-Instruct.{scheme}.gguf"));
     if !path.exists() {
-        quantize_gguf(&assets::smollm2()?, &path, &Scheme::parse(scheme)?, false)?;
+        quantize_gguf(
+            &assets::smollm2()?,
+            &path,
+            Scheme::parse(scheme)?,
+            &ExportOptions::REQUANTIZE,
+        )?;
     }
     Ok(path)
 }

@@ -103,20 +103,24 @@ pub enum Quantizer {
 }
 
 impl Quantizer {
-    /// `int4-g32`, … or `ggml-q8_0`, `ggml-q4_1`, `ggml-q4_0`.
+    /// `int4-g32`, … or a GGML type: `ggml-q8_0`, `ggml-q4_1`, `ggml-q4_k`, …
+    /// (the names [`crate::compress::export::Target`] reads).
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "ggml-q8_0" => Ok(Quantizer::Ggml(GgmlDType::Q8_0)),
-            "ggml-q4_1" => Ok(Quantizer::Ggml(GgmlDType::Q4_1)),
-            "ggml-q4_0" => Ok(Quantizer::Ggml(GgmlDType::Q4_0)),
-            _ => Ok(Quantizer::Ours(Scheme::parse(name)?)),
+        use crate::compress::export::Target;
+        match Target::parse(name)? {
+            Target::Type(t) => Ok(Quantizer::Ggml(t)),
+            Target::Scheme(s) => Ok(Quantizer::Ours(s)),
+            Target::Recipe(_) => Err(Error::invalid(
+                "quantization scheme",
+                format!("`{name}` is a recipe: it is written to a GGUF"),
+            )),
         }
     }
 
     pub fn name(&self) -> String {
         match self {
             Quantizer::Ours(s) => s.name(),
-            Quantizer::Ggml(t) => format!("ggml-{}", format!("{t:?}").to_lowercase()),
+            Quantizer::Ggml(t) => format!("ggml-{}", crate::ggml::dtype::name(*t)),
         }
     }
 }

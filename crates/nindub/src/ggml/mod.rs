@@ -7,7 +7,9 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`blocks`] | `#[repr(C)]` block types with their sizes asserted; encode and decode |
+//! | [`blocks`] | `#[repr(C)]` blocks of 32 with their sizes asserted; encode and decode |
+//! | [`superblocks`] | llama.cpp's K-quants: super-blocks of 256 with 6-bit sub-block scales |
+//! | [`dtype`] | every type by name: bits per weight, decode of any of them |
 //! | [`activation`] | an activation quantized once per product, in blocks of 32 ([`Activation`], llama.cpp's Q8_1) |
 //! | [`matrix`] | a weight matrix as its blocks ([`QMatrix`]); matrix-vector and matrix-matrix products |
 //! | [`kernels`] | one row · one activation: the portable reference, and the dispatcher that picks AVX2 when the CPU has it |
@@ -21,8 +23,10 @@ pub mod activation;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod blocks;
+pub mod dtype;
 pub mod kernels;
 pub mod matrix;
+pub mod superblocks;
 
 pub use activation::Activation;
 pub use blocks::{Format, QK};

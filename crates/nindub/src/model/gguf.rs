@@ -150,6 +150,36 @@ impl GgufFile {
         Ok(())
     }
 
+    /// SHA-256 of the tensors alone, metadata aside: for each tensor in
+    /// name order, its name, a NUL, its type (`Q4_K`), a NUL, its bytes. Two
+    /// files with equal digests hold the same weights in the same types,
+    /// whoever wrote their headers (the llama.cpp fixture computes the same).
+    pub fn tensor_digest(&self) -> Result<String> {
+        use sha2::{Digest as _, Sha256};
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut infos: Vec<_> = self.content.tensor_infos.iter().collect();
+        infos.sort_by_key(|(name, _)| *name);
+        let mut h = Sha256::new();
+        let mut buf = vec![];
+        for (name, info) in infos {
+            // Checked by `open`: whole blocks, inside the file.
+            let bytes = stored_bytes(info.shape.dims(), info.ggml_dtype).unwrap_or(0);
+            buf.resize(bytes as usize, 0);
+            file.seek(SeekFrom::Start(
+                self.content.tensor_data_offset + info.offset,
+            ))
+            .and_then(|_| file.read_exact(&mut buf))
+            .map_err(|e| Error::io(&self.path, e))?;
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(dtype_name(info.ggml_dtype).as_bytes());
+            h.update([0]);
+            h.update(&buf);
+        }
+        Ok(format!("{:x}", h.finalize()))
+    }
+
     /// The tensors, sorted by their offset in the file.
     pub fn tensors(&self) -> Vec<StoredTensor> {
         let mut infos: Vec<_> = self.content.tensor_infos.iter().collect();

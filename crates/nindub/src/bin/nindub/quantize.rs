@@ -9,21 +9,120 @@ use nindub::{assets, budget};
 
 #[derive(Args)]
 pub struct QuantizeArgs {
-    /// int8-tensor, int8-channel, int8-g32, int4-g32, int4-g64-sym,
-    /// int8-channel-mse, int8-tensor-p99.9, … or ggml-q8_0/q4_1/q4_0
-    /// (candle's GGML quantizer, report only).
+    /// The Codex's schemes (int8-channel, int8-g32, int4-g32, int4-g64-sym,
+    /// int8-channel-mse, int8-tensor-p99.9, …) or a GGML type in GGML's own
+    /// encoding (ggml-q4_k, ggml-q6_k, ggml-q4_1, ggml-q8_0, ggml-f32, …);
+    /// `--scheme list` prints them all with their bits per weight.
+    #[arg(long, required_unless_present = "recipe", conflicts_with = "recipe")]
+    scheme: Option<String>,
+    /// One of llama.cpp's file types with its per-tensor rules (q4_k_m,
+    /// q5_k_m, q6_k, q4_1, q4_0, q8_0), written to OUTPUT.
+    #[arg(long, requires = "output")]
+    recipe: Option<String>,
+    /// Requantize tensors that are already quantized into another type,
+    /// though they lose precision (otherwise the export measures the loss,
+    /// refuses, and writes nothing).
     #[arg(long)]
-    scheme: String,
+    allow_requantize: bool,
     /// A GGUF file, a model directory, or a cached asset name.
-    input: String,
+    #[arg(required_unless_present = "scheme")]
+    input: Option<String>,
     /// Where to write the quantized GGUF.
     output: Option<PathBuf>,
 }
 
+/// `--scheme list`: every scheme, what it writes, its bits per weight.
+fn list() {
+    use nindub::compress::export::{Recipe, ggml_type};
+    use nindub::compress::quant::Scheme;
+    use nindub::ggml::dtype;
+    println!(
+        "{:<18} {:<34} {:>10} {:>10}",
+        "scheme", "writes", "disk b/w", "memory b/w"
+    );
+    for t in dtype::TYPES {
+        let bits = dtype::bits_per_weight(t);
+        // candle widens f16 matrices to f32 when it loads them; quantized
+        // blocks stay as they are in both engines.
+        let memory = if dtype::is_quantized(t) { bits } else { 32.0 };
+        println!(
+            "{:<18} {:<34} {:>10.4} {:>10.4}",
+            format!("ggml-{}", dtype::name(t)),
+            format!("{} (GGML's encoding)", nindub::model::gguf::dtype_name(t)),
+            bits,
+            memory
+        );
+    }
+    for name in ["int8-g32", "int4-g32", "int3-g32", "int2-g32"] {
+        if let Some(t) = Scheme::parse(name).ok().as_ref().and_then(ggml_type) {
+            let how = match name {
+                "int4-g32" => "integer zero-point",
+                "int8-g32" => "scale rounded up to f16",
+                _ => "codes in an 8-bit container",
+            };
+            let bits = dtype::bits_per_weight(t);
+            println!(
+                "{:<18} {:<34} {:>10.4} {:>10.4}",
+                name,
+                format!("{} ({how})", nindub::model::gguf::dtype_name(t)),
+                bits,
+                bits
+            );
+        }
+    }
+    for r in Recipe::ALL {
+        println!(
+            "{:<18} {:<34} {:>10} {:>10}",
+            format!("--recipe {}", r.name()),
+            if r.mixed {
+                "mixed K-quants (llama.cpp's rules)"
+            } else {
+                "as llama.cpp's file type (output head Q6_K)"
+            },
+            "per model",
+            "= disk"
+        );
+    }
+    println!(
+        "\nThe other schemes (int8-channel, int4-g64-sym, int8-tensor-p99.9, …) have no GGML block type: \
+         without OUTPUT they report what they cost (fake quantization, f32 in memory)."
+    );
+}
+
 pub fn run(args: QuantizeArgs) -> Result<()> {
-    let (scheme, input, output) = (&args.scheme, &args.input, args.output.as_deref());
+    if args.scheme.as_deref() == Some("list") {
+        list();
+        return Ok(());
+    }
+    let Some(input) = args.input.as_deref() else {
+        anyhow::bail!(
+            "give a model to quantize (a GGUF file, a model directory or a cached asset name)"
+        );
+    };
+    let output = args.output.as_deref();
+    if let Some(recipe) = &args.recipe {
+        let recipe = nindub::compress::export::Recipe::parse(recipe)?;
+        let Some(output) = output else {
+            anyhow::bail!("--recipe writes a GGUF: give OUTPUT");
+        };
+        return export(
+            &args,
+            input,
+            output,
+            nindub::compress::export::Target::Recipe(recipe),
+        );
+    }
+    let scheme = args.scheme.as_deref().unwrap_or_default();
     use nindub::compress::qmodel::{self, Quantizer};
     let path = assets::resolve(input)?;
+    if let Some(output) = output {
+        return export(
+            &args,
+            input,
+            output,
+            nindub::compress::export::Target::parse(scheme)?,
+        );
+    }
     let quantizer = Quantizer::parse(scheme)?;
     let mut run = crate::runs::begin(
         "alchemy-of-compression",
@@ -34,43 +133,6 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         r.input("model", &path, Some(input))?
             .param("scheme", scheme)
             .param("input", input);
-    }
-    if let Some(output) = output {
-        let Quantizer::Ours(scheme) = quantizer else {
-            anyhow::bail!("GGUF export takes one of the Codex's schemes (int8-g32, int4-g32)");
-        };
-        let started = std::time::Instant::now();
-        let r = nindub::compress::export::quantize_gguf(&path, output, &scheme, true)?;
-        println!(
-            "wrote {} ({}): {} of {} tensors as {}; candle reads the blocks back within {:.2e} of nindub's dequantization",
-            output.display(),
-            budget::human(r.file_bytes),
-            r.quantized,
-            r.tensors,
-            r.scheme,
-            r.max_dequant_diff
-        );
-        eprintln!(
-            "nindub: quantized in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        crate::provenance::record_lineage(
-            &path,
-            output,
-            nindub::provenance::Relation::Quantized,
-            run.as_ref(),
-        )?;
-        if let Some(rec) = run.as_mut() {
-            rec.metric("tensors_quantized", r.quantized as f64, 0)
-                .metric("file_bytes", r.file_bytes as f64, 0)
-                .metric("max_dequant_diff", f64::from(r.max_dequant_diff), 0)
-                .artifact(
-                    "output",
-                    output,
-                    args.output.as_ref().and_then(|o| o.to_str()),
-                )?;
-        }
-        return crate::runs::finish(run);
     }
     let device = candle_core::Device::Cpu;
     let safetensors = path.extension().is_some_and(|e| e == "safetensors");
@@ -124,6 +186,82 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             8.0 * t.bytes as f64 / t.numel.max(1) as f64,
             sqnr
         );
+    }
+    crate::runs::finish(run)
+}
+
+/// Writes a GGUF: the export, what it did per type, and its lineage.
+fn export(
+    args: &QuantizeArgs,
+    input: &str,
+    output: &std::path::Path,
+    target: nindub::compress::export::Target,
+) -> Result<()> {
+    use nindub::compress::export::{ExportOptions, quantize_gguf};
+    let path = assets::resolve(input)?;
+    let name = target.name();
+    let mut run = crate::runs::begin(
+        "alchemy-of-compression",
+        &format!("quantize {name} {input}"),
+        &[],
+    )?;
+    if let Some(r) = run.as_mut() {
+        r.input("model", &path, Some(input))?
+            .param("scheme", &name)
+            .param("input", input)
+            .param("allow_requantize", args.allow_requantize);
+    }
+    let started = std::time::Instant::now();
+    let options = ExportOptions {
+        allow_requantize: args.allow_requantize,
+        progress: true,
+    };
+    let r = quantize_gguf(&path, output, target, &options)?;
+    // What became of the tensors, by (from → to).
+    let mut kinds: std::collections::BTreeMap<(String, String, bool), usize> = Default::default();
+    for t in &r.per_tensor {
+        *kinds
+            .entry((t.from.clone(), t.to.clone(), t.copied))
+            .or_default() += 1;
+    }
+    for ((from, to, copied), n) in kinds {
+        let how = if copied { "copied" } else { "re-encoded" };
+        println!("  {n:>4} tensors {from:>5} → {to:<5} {how}");
+    }
+    println!(
+        "wrote {} ({}): {} as {:.3} bits per weight of the matrices; SQNR against the input {}; candle reads the blocks back within {:.2e} of nindub's",
+        output.display(),
+        budget::human(r.file_bytes),
+        r.scheme,
+        r.bits_per_weight,
+        r.sqnr_db
+            .map_or("∞ (every value kept)".into(), |d| format!("{d:.1} dB")),
+        r.max_dequant_diff
+    );
+    eprintln!(
+        "nindub: quantized in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    crate::provenance::record_lineage(
+        &path,
+        output,
+        nindub::provenance::Relation::Quantized,
+        run.as_ref(),
+    )?;
+    if let Some(rec) = run.as_mut() {
+        rec.metric("tensors_quantized", r.quantized as f64, 0)
+            .metric("tensors_copied", r.copied as f64, 0)
+            .metric("file_bytes", r.file_bytes as f64, 0)
+            .metric("bits_per_weight", r.bits_per_weight, 0)
+            .metric("max_dequant_diff", f64::from(r.max_dequant_diff), 0);
+        if let Some(d) = r.sqnr_db {
+            rec.metric("sqnr_db", d, 0);
+        }
+        rec.artifact(
+            "output",
+            output,
+            args.output.as_ref().and_then(|o| o.to_str()),
+        )?;
     }
     crate::runs::finish(run)
 }

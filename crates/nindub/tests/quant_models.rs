@@ -296,3 +296,29 @@ fn minilm_embeddings_survive_int8() {
     .unwrap();
     assert!(qmodel::cosine(&e(&int8, "A man is eating food."), &food) > 0.99);
 }
+
+/// KL divergence and top-1 agreement: a model against itself is 0 and
+/// 100 %; a 4-bit copy is neither; a reference from another protocol is refused.
+#[test]
+fn divergence_to_the_reference_is_zero_only_for_the_reference() {
+    let src = assets::smollm2().unwrap();
+    let tok = GgufTokenizer::from_gguf(&GgufFile::open(&src).unwrap()).unwrap();
+    let tokens = tok
+        .encode("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and arrows of outrageous fortune.")
+        .unwrap()
+        .repeat(2);
+    let (ctx, chunks) = (12, 2);
+    assert!(tokens.len() >= ctx * (chunks + 1));
+    let (mut f32_model, _) = qmodel::load_llama(&src, None, &Device::Cpu, &mut |_| {}).unwrap();
+    let reference = perplexity::reference(&mut f32_model, &tokens, ctx, chunks).unwrap();
+    let same = perplexity::divergence(&mut f32_model, &reference, &tokens, ctx, chunks).unwrap();
+    assert!(same.kl.abs() < 1e-6, "{}", same.kl);
+    assert_eq!(same.top1, 1.0);
+    let q = Quantizer::parse("int2-g32").unwrap();
+    let (mut crude, _) = qmodel::load_llama(&src, Some(&q), &Device::Cpu, &mut |_| {}).unwrap();
+    let d = perplexity::divergence(&mut crude, &reference, &tokens, ctx, chunks).unwrap();
+    assert!(d.kl > 0.1 && d.top1 < 1.0, "{d:?}");
+    assert!(d.perplexity.ppl > same.perplexity.ppl);
+    // Another protocol: more predictions than the reference holds.
+    assert!(perplexity::divergence(&mut crude, &reference, &tokens, ctx, chunks + 1).is_err());
+}

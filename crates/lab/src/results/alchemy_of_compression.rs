@@ -32,6 +32,9 @@ const SCHEMES: &[&str] = &[
     "int4-g32-sym",
     "int4-g32-mse",
     "ggml-q8_0",
+    "ggml-q6_k",
+    "ggml-q5_k",
+    "ggml-q4_k",
     "ggml-q4_1",
     "ggml-q4_0",
 ];
@@ -195,13 +198,20 @@ fn peer(
     let ours = |name: &str| reports.iter().find(|(n, ..)| n == name).map(|r| r.2);
     let fmt = |v: Option<f64>| v.map(|p| format!("{p:.3}")).unwrap_or_else(|| "–".into());
     let mut s = String::from(
-        "| weights | quantized by | bits/weight | perplexity, llama.cpp | perplexity, nindub | tensors = llama.cpp's |\n|---|---|---:|---:|---:|---|\n",
+        "| weights | quantized by | bits/weight | perplexity, llama.cpp | perplexity, nindub | KL to f32 (nats) | top-1 = f32's | tensors = llama.cpp's |\n|---|---|---:|---:|---:|---:|---:|---|\n",
     );
     let src = assets::smollm2()?;
     let dir = tempfile::tempdir()?;
     let reference = dir.path().join("reference-f32.gguf");
     let plain = ExportOptions::default();
     quantize_gguf(&src, &reference, Target::Type(GgmlDType::F32), &plain)?;
+    // The f32 model's next-token distributions: what every export is
+    // compared with, prediction by prediction.
+    let ref_tokens = corpus_tokens(&GgufTokenizer::from_gguf(&GgufFile::open(&reference)?)?)?;
+    let f32_dists = {
+        let (mut model, _) = qmodel::load_llama(&reference, None, &Device::Cpu, &mut |_| {})?;
+        perplexity::reference(&mut model, &ref_tokens, CTX, CHUNKS)?
+    };
     let mut notes = vec![];
     let recipe = |r: &str| Recipe::parse(r).map(Target::Recipe);
     let rows: [ExportRow; 15] = [
@@ -297,6 +307,7 @@ fn peer(
         let m = &models[key];
         let mut nindub = ours_key.and_then(ours);
         let mut same = "–".to_string();
+        let (mut kl, mut top1) = ("–".to_string(), "–".to_string());
         if let Some(target) = target {
             // Export now, check the file is the one llama.cpp scored, and
             // score it here with its dequantized weights.
@@ -335,10 +346,24 @@ fn peer(
             );
             let tok = GgufTokenizer::from_gguf(&file)?;
             let (mut model, _) = qmodel::load_llama(&path, None, &Device::Cpu, &mut |_| {})?;
-            let ppl =
-                perplexity::perplexity(&mut model, &corpus_tokens(&tok)?, CTX, CHUNKS, |_| {})?.ppl;
-            figs.number(&format!("alchemy.export.{name}.ppl"), ppl, 3, "");
-            nindub = Some(ppl);
+            let d =
+                perplexity::divergence(&mut model, &f32_dists, &corpus_tokens(&tok)?, CTX, CHUNKS)?;
+            figs.number(
+                &format!("alchemy.export.{name}.ppl"),
+                d.perplexity.ppl,
+                3,
+                "",
+            );
+            figs.number(&format!("alchemy.export.{name}.kl"), d.kl, 4, "");
+            figs.number(
+                &format!("alchemy.export.{name}.top1"),
+                100.0 * d.top1,
+                1,
+                "%",
+            );
+            nindub = Some(d.perplexity.ppl);
+            kl = format!("{:.4}", d.kl);
+            top1 = format!("{:.1} %", 100.0 * d.top1);
         }
         if let Some(ppl) = m["ppl"].as_f64() {
             figs.number(&format!("alchemy.llama_cpp.{key}.ppl"), ppl, 3, "");
@@ -348,7 +373,7 @@ fn peer(
         }
         writeln!(
             s,
-            "| {key} | {who} | {} | {} | {} | {same} |",
+            "| {key} | {who} | {} | {} | {} | {kl} | {top1} | {same} |",
             m["bits_per_weight"]
                 .as_f64()
                 .map(|b| format!("{b:.2}"))
@@ -363,8 +388,9 @@ fn peer(
     }
     writeln!(
         s,
-        "\nllama.cpp's figures: {} (`tests/fixtures/llama_cpp_quant.json`, recorded by `record_llama_cpp_quant.py`); bits/weight of the whole file's tensors, norms included. nindub's: the same file's weights dequantized to f32, then the same protocol (llama.cpp multiplies quantized weights by activations rounded to 8 bits, hence the small differences). Every quantized row starts from the f32 reference. \"tensors = llama.cpp's\": the SHA-256 of every tensor's name, type and bytes, against llama.cpp's file of the same kind (the headers differ: each tool writes its own metadata).",
-        fixture["peer"].as_str().unwrap_or("llama.cpp")
+        "\nllama.cpp's figures: {} (`tests/fixtures/llama_cpp_quant.json`, recorded by `record_llama_cpp_quant.py`); bits/weight of the whole file's tensors, norms included. nindub's: the same file's weights dequantized to f32, then the same protocol (llama.cpp multiplies quantized weights by activations rounded to 8 bits, hence the small differences). Every quantized row starts from the f32 reference; KL and top-1 compare nindub's next-token distributions with the f32 model's at the same {} predictions. \"tensors = llama.cpp's\": the SHA-256 of every tensor's name, type and bytes, against llama.cpp's file of the same kind (the headers differ: each tool writes its own metadata).",
+        fixture["peer"].as_str().unwrap_or("llama.cpp"),
+        CHUNKS * (CTX - 1)
     )?;
     write(out, "llama-cpp.md", &s)?;
     do_no_harm(out, &src)?;

@@ -33,8 +33,6 @@ use candle_core::quantized::{GgmlDType, QTensor as GgmlTensor, ggml_file, gguf_f
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use candle_core::Tensor;
-
 use crate::compress::quant::{self, Clip, Granularity, Mode, QTensor, Scheme};
 use crate::error::{Error, Result, ctx};
 use crate::ggml::QK;
@@ -402,8 +400,11 @@ fn encode(
             Ok((written, q.dequantize()))
         }
         _ => {
-            let src = ctx(name, Tensor::from_slice(values, dims, &Device::Cpu))?;
-            let written = ctx(name, GgmlTensor::quantize(&src, t))?;
+            let bytes = dtype::quantize(t, values, dims)?;
+            let written = ctx(
+                name,
+                ggml_file::qtensor_from_ggml(t, &bytes, dims.to_vec(), &Device::Cpu),
+            )?;
             let meant = values_of(name, &written)?;
             Ok((written, meant))
         }

@@ -125,11 +125,15 @@ impl Quantizer {
     }
 }
 
-/// Round trip through a GGML block type: (values, stored bytes).
-fn ggml_roundtrip(name: &str, t: &Tensor, dtype: GgmlDType) -> Result<(Tensor, usize)> {
-    let q = ctx(name, candle_core::quantized::QTensor::quantize(t, dtype))?;
-    let bytes = q.storage_size_in_bytes();
-    Ok((ctx(name, q.dequantize(t.device()))?, bytes))
+/// Round trip through a GGML block type, as the exporter writes it (with
+/// llama.cpp's fallback for rows that are not whole super-blocks):
+/// (values, stored bytes).
+fn ggml_roundtrip(values: &[f32], dims: &[usize], dtype: GgmlDType) -> Result<(Vec<f32>, usize)> {
+    let t = crate::compress::export::fallback(dtype, dims.last().copied().unwrap_or(0));
+    let bytes = crate::ggml::dtype::quantize(t, values, dims)?;
+    let mut back = vec![0f32; values.len()];
+    crate::ggml::dtype::dequantize(t, &bytes, &mut back)?;
+    Ok((back, bytes.len()))
 }
 
 // ANCHOR: fake_quant
@@ -161,13 +165,8 @@ pub fn fake_quantize(
                 .map_err(|e| Error::invalid("quantizing a model", format!("{name}: {e}")))?;
             (q.dequantize(), q.storage_bytes())
         }
-        Quantizer::Ggml(dtype) => {
-            let (back, bytes) = ggml_roundtrip(name, t, *dtype)?;
-            (
-                ctx(name, back.flatten_all().and_then(|v| v.to_vec1::<f32>()))?,
-                bytes,
-            )
-        }
+        Quantizer::Ggml(dtype) => ggml_roundtrip(&values, &dims, *dtype)
+            .map_err(|e| Error::invalid("quantizing a model", format!("{name}: {e}")))?,
     };
     let (mut signal, mut noise) = (0f64, 0f64);
     for (&x, &y) in values.iter().zip(&back) {

@@ -49,6 +49,33 @@ pub fn is_quantized(t: GgmlDType) -> bool {
     !matches!(t, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
 }
 
+/// `values` (a matrix of `dims`, rows along the last dimension) encoded
+/// as `t` the way llama.cpp encodes it: the K-quants by nindub's port
+/// ([`super::superblocks::quantize_row`]), the other types by candle's
+/// (the same algorithm as llama.cpp's reference quantizers).
+pub fn quantize(t: GgmlDType, values: &[f32], dims: &[usize]) -> Result<Vec<u8>> {
+    let cols = dims.last().copied().unwrap_or(0);
+    if cols == 0 || cols % t.block_size() != 0 || dims.iter().product::<usize>() != values.len() {
+        return Err(Error::invalid(
+            "quantize",
+            format!(
+                "{} values of shape {dims:?} are not rows of whole {} blocks ({} values)",
+                values.len(),
+                name(t),
+                t.block_size()
+            ),
+        ));
+    }
+    if let Some(bytes) = super::superblocks::quantize_row(t, values) {
+        return Ok(bytes);
+    }
+    let err = |e: candle_core::Error| Error::invalid("quantize", format!("{}: {e}", name(t)));
+    let src =
+        candle_core::Tensor::from_slice(values, dims, &candle_core::Device::Cpu).map_err(err)?;
+    let q = candle_core::quantized::QTensor::quantize(&src, t).map_err(err)?;
+    Ok(q.data().map_err(err)?.into_owned())
+}
+
 // ANCHOR: dequantize
 /// Decodes `bytes` of type `t` into `out` (as many values as they hold).
 pub fn dequantize(t: GgmlDType, bytes: &[u8], out: &mut [f32]) -> Result<()> {

@@ -161,6 +161,17 @@ fn requantizing_copies_what_it_can_and_refuses_to_lose_silently() {
     assert_eq!(copied, ["token_embd.weight"]);
     assert!(r.per_tensor.iter().all(|t| t.copied || t.sqnr_db.is_some()));
 
+    // int2-g32 travels in Q8_0 blocks, but a Q8_0 tensor is not yet INT2:
+    // every matrix is re-encoded, the embedding included.
+    let crude = dir.path().join("int2.gguf");
+    let r = export::quantize_gguf(&src, &crude, scheme("int2-g32"), &opts).unwrap();
+    assert!(
+        r.per_tensor
+            .iter()
+            .all(|t| t.copied == (t.name.ends_with("norm.weight"))),
+        "only the norms are copied"
+    );
+
     // A Q4_1 file asked for Q4_1 everywhere it is Q4_1: bit for bit.
     let same = dir.path().join("q4_1-again.gguf");
     let r = export::quantize_gguf(&src, &same, Target::Type(GgmlDType::Q4_1), &opts).unwrap();

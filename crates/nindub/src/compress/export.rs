@@ -1,6 +1,7 @@
 //! Writing GGUF files that llama.cpp and candle both read: the Codex's own
-//! schemes, GGML's types in GGML's own encoding, and llama.cpp's mixed
-//! recipes (Q4_K_M, Q5_K_M), under one rule: **do no harm**.
+//! schemes, GGML's types in GGML's own encoding, and llama.cpp's file types
+//! with their per-tensor rules (Q4_K_M, Q6_K, Q4_1, …), under one rule:
+//! **do no harm**.
 //!
 //! - A tensor already in the type it is asked for is copied, bytes and all.
 //! - A tensor already quantized, asked for another type, loses precision
@@ -102,10 +103,11 @@ pub enum Target {
     /// One of the Codex's schemes, in its GGML type, encoded the Codex's
     /// way (`int4-g32`: Q4_1 with an integer zero-point).
     Scheme(Scheme),
-    /// A GGML type in GGML's own encoding (llama.cpp's reference quantizer,
-    /// as candle ports it): `ggml-q4_1`, `ggml-q4_k`, `ggml-f32`, …
+    /// A GGML type in GGML's own encoding (llama.cpp's reference
+    /// quantizers, [`dtype::quantize`]), every matrix in it: `ggml-q4_1`,
+    /// `ggml-q4_k`, `ggml-f32`, …
     Type(GgmlDType),
-    /// One of llama.cpp's mixed recipes.
+    /// One of llama.cpp's file types, with its per-tensor rules.
     Recipe(Recipe),
 }
 
@@ -152,6 +154,18 @@ impl Target {
             Target::Recipe(r) => r.type_for(role),
         };
         Ok(fallback(t, cols))
+    }
+}
+
+impl Target {
+    /// Whether a tensor already in `t` is already what this target means
+    /// by `t`. Not for `int3-g32` and `int2-g32`: their Q8_0 blocks hold
+    /// 7 or 3 levels, and a Q8_0 tensor is not yet one of them.
+    fn keeps(&self, t: GgmlDType) -> bool {
+        match self {
+            Target::Scheme(s) => ggml_type(s) == Some(t) && matches!(s.format.bits, 8 | 4),
+            Target::Type(_) | Target::Recipe(_) => true,
+        }
     }
 }
 
@@ -351,24 +365,27 @@ fn sqnr(signal: f64, noise: f64) -> Option<f64> {
     (noise > 0.0).then(|| 10.0 * (signal / noise).log10())
 }
 
-/// llama.cpp's `general.file_type` for what was written ("mostly …").
-fn file_type(target: &Target, written: GgmlDType) -> u32 {
-    match target {
-        Target::Recipe(r) if r.mixed && r.base == GgmlDType::Q4K => 15,
-        Target::Recipe(r) if r.mixed && r.base == GgmlDType::Q5K => 17,
-        _ => match written {
-            GgmlDType::F32 => 0,
-            GgmlDType::F16 => 1,
-            GgmlDType::Q4_0 => 2,
-            GgmlDType::Q4_1 => 3,
-            GgmlDType::Q8_0 => 7,
-            GgmlDType::Q5_0 => 8,
-            GgmlDType::Q5_1 => 9,
-            GgmlDType::Q4K => 14,
-            GgmlDType::Q5K => 16,
-            GgmlDType::Q6K => 18,
-            _ => 0,
-        },
+/// llama.cpp's `general.file_type` ("mostly …") for a target: its
+/// recipe's or its type's, as `llama-quantize` writes it.
+fn file_type(target: &Target) -> u32 {
+    let t = match target {
+        Target::Recipe(r) if r.mixed && r.base == GgmlDType::Q4K => return 15,
+        Target::Recipe(r) if r.mixed && r.base == GgmlDType::Q5K => return 17,
+        Target::Recipe(r) => r.base,
+        Target::Type(t) => *t,
+        Target::Scheme(s) => ggml_type(s).unwrap_or(GgmlDType::F32),
+    };
+    match t {
+        GgmlDType::F16 => 1,
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q8_0 => 7,
+        GgmlDType::Q5_0 => 8,
+        GgmlDType::Q5_1 => 9,
+        GgmlDType::Q4K => 14,
+        GgmlDType::Q5K => 16,
+        GgmlDType::Q6K => 18,
+        _ => 0,
     }
 }
 
@@ -452,7 +469,6 @@ pub fn quantize_gguf(
     let (mut quantized, mut copied, mut max_diff) = (0usize, 0usize, 0f32);
     let (mut signal, mut noise) = (0f64, 0f64);
     let (mut weight_values, mut weight_bytes) = (0usize, 0u64);
-    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     for (name, _) in &infos {
         let original = ctx(
             &format!("reading `{name}`"),
@@ -467,7 +483,8 @@ pub fn quantize_gguf(
             from
         };
         let values_n = original.shape().elem_count();
-        let (written, t_signal, t_noise) = if to == from {
+        let copy = !matrix || (to == from && target.keeps(to));
+        let (written, t_signal, t_noise) = if copy {
             copied += 1;
             (original, 0.0, 0.0)
         } else {
@@ -498,13 +515,12 @@ pub fn quantize_gguf(
         if matrix {
             weight_values += values_n;
             weight_bytes += bytes;
-            *counts.entry(dtype::name(to)).or_default() += 1;
         }
         per_tensor.push(TensorExport {
             name: name.to_string(),
             from: dtype::name(from),
             to: dtype::name(to),
-            copied: to == from,
+            copied: copy,
             sqnr_db: sqnr(t_signal, t_noise),
             values: values_n,
             bytes,
@@ -527,8 +543,11 @@ pub fn quantize_gguf(
         return Err(Error::invalid(
             "GGUF export",
             format!(
-                "{} already-quantized tensors would be requantized ({}) and lose precision: SQNR {} against the source, worst `{}` at {:.1} dB. Nothing was written. Quantize from the f32 model instead (`nindub quantize --scheme ggml-f32 IN F32.gguf`), or pass --allow-requantize to write it anyway",
-                harmed.len(),
+                "{} already quantized would be requantized ({}) and lose precision: SQNR {} against the source, worst `{}` at {:.1} dB. Nothing was written. Quantize from the f32 model instead (`nindub quantize --scheme ggml-f32 IN F32.gguf`), or pass --allow-requantize to write it anyway",
+                match harmed.len() {
+                    1 => "1 tensor".to_string(),
+                    n => format!("{n} tensors"),
+                },
                 harmed
                     .iter()
                     .map(|t| format!("{} → {}", t.from, t.to))
@@ -550,13 +569,7 @@ pub fn quantize_gguf(
         .map(|(k, v)| (k.as_str(), v))
         .collect();
     metadata.sort_by_key(|(k, _)| *k);
-    // llama.cpp's file type: what most of the weights are.
-    let most = counts
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .and_then(|(t, _)| dtype::parse(t))
-        .unwrap_or(GgmlDType::F32);
-    let file_type = gguf_file::Value::U32(file_type(&target, most));
+    let file_type = gguf_file::Value::U32(file_type(&target));
     metadata.push(("general.file_type", &file_type));
     let refs: Vec<(&str, &GgmlTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut out = crate::fsx::AtomicFile::create(output)?;

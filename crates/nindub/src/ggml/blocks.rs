@@ -243,9 +243,15 @@ impl Block for BlockQ8_0 {
     }
 }
 
-/// The fifth bit of weight `j` (Q5_0, Q5_1), as 0 or 16.
-fn fifth_bit(qh: &[u8; 4], j: usize) -> u8 {
-    ((u32::from_le_bytes(*qh) >> j) & 1) as u8 * 16
+/// 32 codes in 0..32 (Q5_0, Q5_1): the nibbles, and bit `j` of the
+/// little-endian `u32` `qh` as weight `j`'s fifth bit.
+fn unpack_five_bits(qs: &[u8; QK / 2], qh: &[u8; 4]) -> [u8; QK] {
+    let high = u32::from_le_bytes(*qh);
+    let mut q = unpack_nibbles(qs);
+    for (j, q) in q.iter_mut().enumerate() {
+        *q |= ((high >> j) & 1) as u8 * 16;
+    }
+    q
 }
 
 /// Packs the fifth bits of 32 codes in 0..32.
@@ -268,11 +274,7 @@ impl BlockQ5_0 {
     }
 
     pub fn codes(&self) -> [u8; QK] {
-        let mut q = unpack_nibbles(&self.qs);
-        for (j, q) in q.iter_mut().enumerate() {
-            *q |= fifth_bit(&self.qh, j);
-        }
-        q
+        unpack_five_bits(&self.qs, &self.qh)
     }
 }
 
@@ -310,11 +312,7 @@ impl BlockQ5_1 {
     }
 
     pub fn codes(&self) -> [u8; QK] {
-        let mut q = unpack_nibbles(&self.qs);
-        for (j, q) in q.iter_mut().enumerate() {
-            *q |= fifth_bit(&self.qh, j);
-        }
-        q
+        unpack_five_bits(&self.qs, &self.qh)
     }
 }
 

@@ -19,7 +19,15 @@ use crate::steps::{
 /// (The Transfer of Wisdom), the server (The Speaking Stone), layer
 /// streaming under a budget (NINDUB).
 pub fn bench(only: &[String]) -> Result<()> {
-    let known = ["generation", "kernels", "loss", "serve", "stream", "image"];
+    let known = [
+        "generation",
+        "kernels",
+        "formats",
+        "loss",
+        "serve",
+        "stream",
+        "image",
+    ];
     if let Some(bad) = only.iter().find(|n| !known.contains(&n.as_str())) {
         bail!("unknown benchmark `{bad}` (known: {})", known.join(", "));
     }
@@ -57,6 +65,14 @@ pub fn bench(only: &[String]) -> Result<()> {
             &lab_bench("quant_kernels"),
             "alchemy-of-compression",
             "kernels.txt",
+        )?;
+    }
+    if wanted("formats") {
+        say("benchmarking every format of the Alchemy's table, beside llama-bench (release build)");
+        measure(
+            &lab_bench("quant_formats"),
+            "alchemy-of-compression",
+            "formats.txt",
         )?;
     }
     if wanted("loss") {

@@ -303,3 +303,50 @@ fn a_forged_journal_is_refused_line_by_line() {
         "cannot read /nonexistent/data",
     );
 }
+
+/// GPTQ's calibration flags: a text that is missing, not text, or too
+/// short for the windows asked, and a damping that is not positive, are
+/// refused with the reason, and nothing is written.
+#[test]
+fn bad_calibration_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = smollm2();
+    let model = model.to_str().unwrap();
+    let out = dir.path().join("out.gguf");
+    let binary = dir.path().join("binary.txt");
+    std::fs::write(&binary, [0xffu8, 0xfe, 0x00, 0x41]).unwrap();
+    let short = dir.path().join("short.txt");
+    std::fs::write(&short, "To be, or not to be.").unwrap();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec!["--calibrate", "/nonexistent/calibration.txt"],
+            "/nonexistent/calibration.txt",
+        ),
+        (
+            vec!["--calibrate", binary.to_str().unwrap()],
+            "invalid UTF-8",
+        ),
+        (
+            vec!["--calibrate", short.to_str().unwrap()],
+            "32 windows of 256 tokens",
+        ),
+        (
+            vec!["--calibrate", short.to_str().unwrap(), "--damp", "0"],
+            "--damp must be a positive number",
+        ),
+    ];
+    // GPTQ writes GGML's grids, not the Codex's own encodings.
+    let mut args = vec!["quantize", "--scheme", "int8-g32", "--calibrate"];
+    let corpus = nindub::corpus::path().unwrap();
+    args.extend([corpus.to_str().unwrap(), "--calibration-windows", "1"]);
+    args.extend([model, out.to_str().unwrap()]);
+    refused(&nindub(&args), "one of the Codex's encodings");
+    assert!(!out.exists());
+    for (flags, reason) in cases {
+        let mut args = vec!["quantize", "--recipe", "q4_0"];
+        args.extend(flags);
+        args.extend([model, out.to_str().unwrap()]);
+        refused(&nindub(&args), reason);
+        assert!(!out.exists(), "{args:?} wrote {out:?}");
+    }
+}

@@ -168,6 +168,7 @@ fn cache_hidden_states_and_lens_are_consistent() {
         all_logits: true,
         hidden_states: true,
         attention_of_layer: Some(3),
+        linear_inputs: false,
     };
     let full = model.forward(&prompt, &all).unwrap();
     assert_eq!(full.logits.dims(), &[prompt.len(), 49_152]);

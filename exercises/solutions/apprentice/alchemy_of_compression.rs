@@ -77,3 +77,32 @@ pub fn q4k_scale_min(j: usize, q: &[u8; 12]) -> (u8, u8) {
         )
     }
 }
+
+/// Trial 6. One column of GPTQ.
+pub fn gptq_column(w: &mut [f32], j: usize, u_row: &[f32], value: f32) -> f32 {
+    let e = (w[j] - value) / u_row[j];
+    w[j] = value;
+    for k in j + 1..w.len() {
+        w[k] -= e * u_row[k];
+    }
+    e
+}
+
+// not a trial
+/// A value rounded to f16 and back.
+pub fn f16_round(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// Trial 7. Is re-encoding this block as Q4_1 lossless?
+pub fn q4_1_lossless(block: &[f32; 32]) -> bool {
+    let min = block.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = block.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let d = (max - min) / 15.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let (d16, m16) = (f16_round(d), f16_round(min));
+    block.iter().all(|&x| {
+        let q = ((x - min) * id + 0.5).min(15.0) as u8;
+        f32::from(q) * d16 + m16 == x
+    })
+}

@@ -104,3 +104,41 @@ pub fn q4k_scale_min(j: usize, q: &[u8; 12]) -> (u8, u8) {
         "two cases: j < 4 reads bytes j and j + 4; j ≥ 4 joins a nibble of byte j + 4 with 2 spare bits"
     )
 }
+
+/// Trial 6. One column of GPTQ on one row of weights.
+///
+/// GPTQ rounds a row `w` one column at a time. After weight `j` is set to
+/// its code's `value`, the rounding error is scaled by `u_row[j]` and
+/// taken off every later weight in the proportions of `u_row` (row `j` of
+/// `U`, the upper Cholesky factor of the inverse Hessian):
+///
+/// ```text
+/// e    = (w[j] − value) / u_row[j]
+/// w[j] = value
+/// w[k] = w[k] − e · u_row[k]          for every k > j
+/// ```
+///
+/// Return `e`. The weights before `j` are not touched.
+pub fn gptq_column(w: &mut [f32], j: usize, u_row: &[f32], value: f32) -> f32 {
+    todo!("compute e from the old w[j], set w[j], then walk k = j + 1 .. w.len()")
+}
+
+// not a trial
+/// A value rounded to f16 and back, as a GGUF block stores its scale and
+/// minimum (given: trial 7 needs it).
+pub fn f16_round(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// Trial 7. Would re-encoding this block as Q4_1 give back exactly these
+/// values? (Then requantizing it is lossless, and a tool may copy it.)
+///
+/// GGML's Q4_1 rule: `d = (max − min) / 15`, `id = 1 / d` (0 when `d` is 0),
+/// codes `q = min(15, ⌊(x − min) · id + 0.5⌋)`; the block stores `d` and
+/// `min` as f16 ([`f16_round`]) and decodes `q · d₁₆ + min₁₆`. The block is
+/// lossless when every decoded value equals the original, bit for bit.
+pub fn q4_1_lossless(block: &[f32; 32]) -> bool {
+    todo!(
+        "encode as GGML does (d and id from the unrounded range), decode with the f16 d and min, compare"
+    )
+}

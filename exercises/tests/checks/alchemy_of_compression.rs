@@ -382,3 +382,85 @@ pub fn q4k_scale_min() {
         }
     }
 }
+
+/// The learner's GPTQ column against nindub's (`compress::gptq::spread`,
+/// the one the exporter runs), on a hand case and random rows.
+pub fn gptq_column() {
+    let mut w = [1.0f32, 0.5, -0.25, 2.0];
+    let u = [9.0f32, 2.0, 0.5, -1.0];
+    let e = ac::gptq_column(&mut w, 1, &u, 0.0);
+    assert_eq!(e, 0.25, "e = (w[1] − value) / u[1] = (0.5 − 0) / 2");
+    assert_eq!(
+        w,
+        [1.0, 0.0, -0.375, 2.25],
+        "w[0] untouched, w[1] = value, w[k] −= e · u[k] after it"
+    );
+    let mut rng = super::Lcg(0x5eed_6b7a);
+    let mut r = || (rng.unit() * 2.0 - 1.0) as f32;
+    for case in 0..100 {
+        let n = 8 + case % 57;
+        let w0: Vec<f32> = (0..n).map(|_| r()).collect();
+        let u: Vec<f32> = (0..n).map(|_| 0.5 + r().abs()).collect();
+        let j = case % n;
+        let value = (w0[j] * 4.0).round() / 4.0;
+        let (mut mine, mut theirs) = (w0.clone(), w0.clone());
+        let e = ac::gptq_column(&mut mine, j, &u, value);
+        let e_ref = nindub::compress::gptq::spread(&mut theirs, j, &u, value);
+        assert_eq!(e, e_ref, "case {case}: e for column {j} of {n}");
+        assert_eq!(mine, theirs, "case {case}: the row after column {j} of {n}");
+    }
+}
+
+/// The learner's lossless test against what GGML's Q4_1 encoder and
+/// decoder (nindub's `ggml::dtype`) actually do to the block.
+pub fn q4_1_lossless() {
+    use nindub::ggml::dtype;
+    let q4_1 = dtype::parse("q4_1").expect("GGML's Q4_1");
+    let roundtrip = |b: &[f32; 32]| {
+        let bytes = dtype::quantize(q4_1, b, &[1, 32]).unwrap();
+        let mut out = [0f32; 32];
+        dtype::dequantize(q4_1, &bytes, &mut out).unwrap();
+        out == *b
+    };
+    let mut rng = super::Lcg(0x0041_0041);
+    let (mut on_grid, mut off_grid) = (0, 0);
+    for case in 0..400 {
+        // A block decoded from a Q4_1 block (codes 0 and 15 present), as in
+        // the published SmolLM2; every fourth one nudged off its grid.
+        let d = ac::f16_round(0.001 + rng.unit() as f32 * 0.05);
+        let m = ac::f16_round(-(rng.unit() as f32) * 0.4);
+        let mut b: [f32; 32] = std::array::from_fn(|i| match i {
+            0 => 0.0,
+            1 => 15.0,
+            _ => (rng.step() >> 60) as f32,
+        });
+        for v in b.iter_mut() {
+            *v = *v * d + m;
+        }
+        if case % 4 == 3 {
+            b[5 + case % 20] += d * 0.37;
+        }
+        let truth = roundtrip(&b);
+        if truth {
+            on_grid += 1;
+        } else {
+            off_grid += 1;
+        }
+        assert_eq!(
+            ac::q4_1_lossless(&b),
+            truth,
+            "case {case}: GGML's Q4_1 {} this block",
+            if truth {
+                "gives back exactly"
+            } else {
+                "changes"
+            }
+        );
+    }
+    assert!(
+        on_grid > 100 && off_grid > 50,
+        "the cases cover both answers"
+    );
+    // A constant block: d = 0, every value is the minimum.
+    assert_eq!(ac::q4_1_lossless(&[0.5; 32]), roundtrip(&[0.5; 32]));
+}

@@ -13,6 +13,7 @@ use anyhow::Result;
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use nindub::budget::{self, Machine, Precision, Workload};
+use nindub::compress::calibrate;
 use nindub::compress::export::{ExportOptions, Recipe, Target, quantize_gguf};
 use nindub::compress::perplexity::{self, CHUNKS, CTX};
 use nindub::compress::qmodel::{self, MiniLm, ModelReport, Quantizer};
@@ -172,15 +173,70 @@ fn smollm2(out: &Path, figs: &mut super::Figures) -> Result<Vec<(String, ModelRe
 }
 
 /// A row of the table beside llama.cpp: fixture key, who quantized it,
-/// nindub's perplexity from the scheme table, what nindub exports, and
-/// llama.cpp's file of the same kind.
-type ExportRow<'a> = (
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    Option<Target>,
-    Option<&'a str>,
-);
+/// nindub's perplexity from the scheme table, what nindub exports (and
+/// whether GPTQ rounds it against the calibration), and llama.cpp's file
+/// of the same kind.
+struct ExportRow<'a> {
+    key: &'a str,
+    who: &'a str,
+    ours: Option<&'a str>,
+    target: Option<Target>,
+    gptq: bool,
+    twin: Option<&'a str>,
+}
+
+/// A row of llama.cpp's files (or the reference's): nothing exported here.
+fn theirs<'a>(key: &'a str, who: &'a str, ours: Option<&'a str>) -> ExportRow<'a> {
+    ExportRow {
+        key,
+        who,
+        ours,
+        target: None,
+        gptq: false,
+        twin: None,
+    }
+}
+
+/// A row nindub exports from the f32 reference.
+fn exported<'a>(
+    key: &'a str,
+    who: &'a str,
+    target: Target,
+    twin: Option<&'a str>,
+) -> ExportRow<'a> {
+    ExportRow {
+        key,
+        who,
+        ours: None,
+        target: Some(target),
+        gptq: false,
+        twin,
+    }
+}
+
+/// The held-out text: of another kind than the corpus (a licence, not
+/// verse), on every Debian system (package `base-files`), and never used
+/// to calibrate.
+pub const HELD_OUT: &str = "/usr/share/common-licenses/GPL-3";
+const HELD_OUT_SHA256: &str = "3972dc9744f6499f0f9b2dbf76696f2ae7ad8af9b23dde66d6af86c9dfb36986";
+/// Calibration: windows of the corpus after the ones perplexity reads.
+const CALIBRATION_WINDOWS: usize = 32;
+
+/// The first CHUNKS × CTX tokens of the held-out text, checked to be the
+/// text the results were made with.
+fn held_out_tokens(tok: &GgufTokenizer) -> Result<Vec<u32>> {
+    let path = Path::new(HELD_OUT);
+    let sha = nindub::fsx::sha256_file(path)
+        .map_err(|e| anyhow::anyhow!("the held-out text {HELD_OUT} (Debian's base-files): {e}"))?;
+    anyhow::ensure!(
+        sha == HELD_OUT_SHA256,
+        "the held-out text {HELD_OUT} is not the one the results were made with (SHA-256 {sha})"
+    );
+    let mut ids = tok.encode(&corpus::read(path)?)?;
+    anyhow::ensure!(ids.len() >= CTX * CHUNKS, "the held-out text is too short");
+    ids.truncate(CTX * CHUNKS);
+    Ok(ids)
+}
 
 /// Our GGUF exports, read back by candle and scored by both engines; and
 /// llama.cpp's own quantizations beside ours (from the recorded fixture).
@@ -198,7 +254,7 @@ fn peer(
     let ours = |name: &str| reports.iter().find(|(n, ..)| n == name).map(|r| r.2);
     let fmt = |v: Option<f64>| v.map(|p| format!("{p:.3}")).unwrap_or_else(|| "–".into());
     let mut s = String::from(
-        "| weights | quantized by | bits/weight | perplexity, llama.cpp | perplexity, nindub | KL to f32 (nats) | top-1 = f32's | tensors = llama.cpp's |\n|---|---|---:|---:|---:|---:|---:|---|\n",
+        "| weights | quantized by | bits/weight | perplexity, llama.cpp | perplexity, nindub | KL to f32 (nats) | top-1 = f32's | held-out: perplexity | held-out: KL | tensors = llama.cpp's |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let src = assets::smollm2()?;
     let dir = tempfile::tempdir()?;
@@ -206,113 +262,148 @@ fn peer(
     let plain = ExportOptions::default();
     quantize_gguf(&src, &reference, Target::Type(GgmlDType::F32), &plain)?;
     // The f32 model's next-token distributions: what every export is
-    // compared with, prediction by prediction.
-    let ref_tokens = corpus_tokens(&GgufTokenizer::from_gguf(&GgufFile::open(&reference)?)?)?;
-    let f32_dists = {
+    // compared with, prediction by prediction, on both texts.
+    let tok = GgufTokenizer::from_gguf(&GgufFile::open(&reference)?)?;
+    let ref_tokens = corpus_tokens(&tok)?;
+    let held_tokens = held_out_tokens(&tok)?;
+    let (f32_dists, f32_held) = {
         let (mut model, _) = qmodel::load_llama(&reference, None, &Device::Cpu, &mut |_| {})?;
-        perplexity::reference(&mut model, &ref_tokens, CTX, CHUNKS)?
+        (
+            perplexity::reference(&mut model, &ref_tokens, CTX, CHUNKS)?,
+            perplexity::reference(&mut model, &held_tokens, CTX, CHUNKS)?,
+        )
+    };
+    let f32_held_ppl = {
+        let (mut model, _) = qmodel::load_llama(&reference, None, &Device::Cpu, &mut |_| {})?;
+        perplexity::divergence(&mut model, &f32_held, &held_tokens, CTX, CHUNKS)?
+            .perplexity
+            .ppl
+    };
+    figs.number("alchemy.held_out.f32_ppl", f32_held_ppl, 3, "");
+    // GPTQ's calibration: the f32 model reads windows of the corpus after
+    // the ones perplexity is measured on.
+    let calibration = calibrate::calibrate_file(
+        &reference,
+        &corpus::path()?,
+        CALIBRATION_WINDOWS,
+        CTX,
+        CTX * CHUNKS,
+        false,
+    )?;
+    let calibrated = ExportOptions {
+        calibration: Some(&calibration),
+        ..ExportOptions::default()
     };
     let mut notes = vec![];
     let recipe = |r: &str| Recipe::parse(r).map(Target::Recipe);
-    let rows: [ExportRow; 15] = [
-        (
+    let rows = [
+        theirs(
             "reference-f32",
             "(f32, dequantized from the file)",
             Some("f32 (reference)"),
-            None,
-            None,
         ),
-        (
+        theirs(
             "original",
             "the published file (Q4_1, embedding Q8_0)",
             Some("f32 (reference)"),
-            None,
-            None,
         ),
-        ("llama.cpp-q8_0", "llama.cpp (Q8_0)", None, None, None),
-        (
-            "llama.cpp-q6_k",
-            "llama.cpp (Q6_K, rows of 576 Q8_0)",
-            None,
-            None,
-            None,
-        ),
-        ("llama.cpp-q5_k_m", "llama.cpp (Q5_K_M)", None, None, None),
-        ("llama.cpp-q4_k_m", "llama.cpp (Q4_K_M)", None, None, None),
-        (
-            "llama.cpp-q4_1",
-            "llama.cpp (Q4_1, embedding Q8_0)",
-            None,
-            None,
-            None,
-        ),
-        (
-            "llama.cpp-q4_0",
-            "llama.cpp (Q4_0, embedding Q8_0)",
-            None,
-            None,
-            None,
-        ),
-        (
+        theirs("llama.cpp-q8_0", "llama.cpp (Q8_0)", None),
+        theirs("llama.cpp-q6_k", "llama.cpp (Q6_K, rows of 576 Q8_0)", None),
+        theirs("llama.cpp-q5_k_m", "llama.cpp (Q5_K_M)", None),
+        theirs("llama.cpp-q4_k_m", "llama.cpp (Q4_K_M)", None),
+        theirs("llama.cpp-q4_1", "llama.cpp (Q4_1, embedding Q8_0)", None),
+        theirs("llama.cpp-q4_0", "llama.cpp (Q4_0, embedding Q8_0)", None),
+        exported(
             "smollm2-int8-g32.gguf",
             "nindub int8-g32 (Q8_0, scales rounded up)",
-            None,
-            Some(Target::parse("int8-g32")?),
+            Target::parse("int8-g32")?,
             Some("llama.cpp-q8_0"),
         ),
-        (
+        exported(
             "smollm2-q6_k.gguf",
             "nindub --recipe q6_k",
-            None,
-            Some(recipe("q6_k")?),
+            recipe("q6_k")?,
             Some("llama.cpp-q6_k"),
         ),
-        (
+        exported(
             "smollm2-q5_k_m.gguf",
             "nindub --recipe q5_k_m",
-            None,
-            Some(recipe("q5_k_m")?),
+            recipe("q5_k_m")?,
             Some("llama.cpp-q5_k_m"),
         ),
-        (
+        exported(
             "smollm2-q4_k_m.gguf",
             "nindub --recipe q4_k_m",
-            None,
-            Some(recipe("q4_k_m")?),
+            recipe("q4_k_m")?,
             Some("llama.cpp-q4_k_m"),
         ),
-        (
+        exported(
             "smollm2-q4_1.gguf",
             "nindub --recipe q4_1 (GGML's float minimum)",
-            None,
-            Some(recipe("q4_1")?),
+            recipe("q4_1")?,
             Some("llama.cpp-q4_1"),
         ),
-        (
+        exported(
+            "smollm2-q4_0.gguf",
+            "nindub --recipe q4_0 (round to nearest)",
+            recipe("q4_0")?,
+            Some("llama.cpp-q4_0"),
+        ),
+        ExportRow {
+            gptq: true,
+            ..exported(
+                "smollm2-gptq-q4_0.gguf",
+                "nindub --recipe q4_0 --calibrate (GPTQ)",
+                recipe("q4_0")?,
+                None,
+            )
+        },
+        ExportRow {
+            gptq: true,
+            ..exported(
+                "smollm2-gptq-ggml-q4_0.gguf",
+                "nindub ggml-q4_0 --calibrate (GPTQ, embedding Q4_0 too)",
+                Target::parse("ggml-q4_0")?,
+                None,
+            )
+        },
+        exported(
             "smollm2-ggml-q4_1.gguf",
             "nindub ggml-q4_1 (embedding Q4_1 too)",
-            None,
-            Some(Target::parse("ggml-q4_1")?),
+            Target::parse("ggml-q4_1")?,
             None,
         ),
-        (
+        exported(
             "smollm2-int4-g32.gguf",
             "nindub int4-g32 (Q4_1, integer zero-point)",
-            None,
-            Some(Target::parse("int4-g32")?),
+            Target::parse("int4-g32")?,
             None,
         ),
     ];
-    for (key, who, ours_key, target, twin) in rows {
+    for ExportRow {
+        key,
+        who,
+        ours: ours_key,
+        target,
+        gptq,
+        twin,
+    } in rows
+    {
         let m = &models[key];
         let mut nindub = ours_key.and_then(ours);
         let mut same = "–".to_string();
         let (mut kl, mut top1) = ("–".to_string(), "–".to_string());
+        let (mut held_ppl, mut held_kl) = ("–".to_string(), "–".to_string());
         if let Some(target) = target {
             // Export now, check the file is the one llama.cpp scored, and
             // score it here with its dequantized weights.
             let path = dir.path().join(key);
-            let r = quantize_gguf(&reference, &path, target, &plain)?;
+            let r = quantize_gguf(
+                &reference,
+                &path,
+                target,
+                if gptq { &calibrated } else { &plain },
+            )?;
             let sha = nindub::fsx::sha256_file(&path)?;
             if m["file_sha256"].as_str() != Some(sha.as_str()) {
                 notes.push(format!(
@@ -328,7 +419,11 @@ fn peer(
                     "no".into()
                 };
             }
-            let name = target.name();
+            let name = if gptq {
+                format!("gptq-{}", target.name())
+            } else {
+                target.name()
+            };
             figs.add(
                 &format!("alchemy.export.{name}.readback"),
                 r.max_dequant_diff as f64,
@@ -344,10 +439,18 @@ fn peer(
                 2,
                 "",
             );
-            let tok = GgufTokenizer::from_gguf(&file)?;
             let (mut model, _) = qmodel::load_llama(&path, None, &Device::Cpu, &mut |_| {})?;
-            let d =
-                perplexity::divergence(&mut model, &f32_dists, &corpus_tokens(&tok)?, CTX, CHUNKS)?;
+            let d = perplexity::divergence(&mut model, &f32_dists, &ref_tokens, CTX, CHUNKS)?;
+            let h = perplexity::divergence(&mut model, &f32_held, &held_tokens, CTX, CHUNKS)?;
+            figs.number(
+                &format!("alchemy.export.{name}.held_ppl"),
+                h.perplexity.ppl,
+                3,
+                "",
+            );
+            figs.number(&format!("alchemy.export.{name}.held_kl"), h.kl, 4, "");
+            held_ppl = format!("{:.3}", h.perplexity.ppl);
+            held_kl = format!("{:.4}", h.kl);
             figs.number(
                 &format!("alchemy.export.{name}.ppl"),
                 d.perplexity.ppl,
@@ -373,7 +476,7 @@ fn peer(
         }
         writeln!(
             s,
-            "| {key} | {who} | {} | {} | {} | {kl} | {top1} | {same} |",
+            "| {key} | {who} | {} | {} | {} | {kl} | {top1} | {held_ppl} | {held_kl} | {same} |",
             m["bits_per_weight"]
                 .as_f64()
                 .map(|b| format!("{b:.2}"))
@@ -392,6 +495,30 @@ fn peer(
         fixture["peer"].as_str().unwrap_or("llama.cpp"),
         CHUNKS * (CTX - 1)
     )?;
+    let params = calibrated.gptq;
+    writeln!(
+        s,
+        "\nHeld-out: the first {} tokens of `{HELD_OUT}` (the GNU GPL, version 3: a licence, another kind of text than the corpus, never used to calibrate), where the f32 model's perplexity is {f32_held_ppl:.3}; KL against the f32 model's distributions there. GPTQ: the f32 model read {} windows of {} tokens of the corpus from token {} on (after the windows perplexity reads), damping {} of the mean of H's diagonal, {} scale steps of 2.5 % per block; it writes the same types, bytes and layout as `--recipe q4_0`, other codes.",
+        CTX * CHUNKS,
+        calibration.text.windows,
+        calibration.text.ctx,
+        calibration.text.start,
+        params.damp,
+        params.shrink_steps
+    )?;
+    figs.number(
+        "alchemy.gptq.windows",
+        calibration.text.windows as f64,
+        0,
+        "",
+    );
+    figs.number("alchemy.gptq.damp", params.damp, 2, "");
+    figs.number(
+        "alchemy.gptq.shrink_steps",
+        params.shrink_steps as f64,
+        0,
+        "",
+    );
     write(out, "llama-cpp.md", &s)?;
     do_no_harm(out, &src)?;
     Ok(())

@@ -583,6 +583,7 @@ fn table1(g: &mut Generator, out: &Path) -> Result<()> {
             all_logits: true,
             hidden_states: true,
             attention_of_layer: Some(0),
+            ..Default::default()
         },
     )?;
     model.clear_cache();

@@ -256,6 +256,10 @@ impl Figures {
         self.figures.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.figures.len()
+    }
+
     /// Writes `figures.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         write(

@@ -30,6 +30,12 @@ const BENCHES: &[(&str, &str, &str, Reader)] = &[
         "kernels.txt",
         kernels,
     ),
+    (
+        "alchemy-of-compression",
+        "alchemy.formats",
+        "formats.txt",
+        formats,
+    ),
     ("transfer-of-wisdom", "wisdom.bench", "loss.txt", loss),
     ("speaking-stone", "stone.bench", "serve.txt", serve),
     ("nindub", "nindub.bench", "stream.txt", stream),
@@ -42,19 +48,26 @@ type Reader = fn(&Path, &str, &str, &mut Figures) -> Result<()>;
 /// Writes every chapter's timing figures under `out`, from the printouts
 /// under `generated`.
 pub fn generate(generated: &Path, out: &Path) -> Result<()> {
+    // One figures file per chapter, whatever number of printouts it has.
+    let mut chapters: std::collections::BTreeMap<&str, Figures> = Default::default();
     for &(chapter, prefix, file, read) in BENCHES {
         let path = generated.join(chapter).join("bench").join(file);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {} (run `cargo codex bench`)", path.display()))?;
-        let mut figs = Figures {
-            run: Some(format!("{chapter}/bench/{file}: {}", first_line(&text)?)),
-            ..Figures::default()
-        };
-        read(&path.with_file_name(""), &text, prefix, &mut figs)
+        let figs = chapters.entry(chapter).or_default();
+        let run = format!("{chapter}/bench/{file}: {}", first_line(&text)?);
+        figs.run = Some(match figs.run.take() {
+            Some(earlier) => format!("{earlier}; {run}"),
+            None => run,
+        });
+        let before = figs.len();
+        read(&path.with_file_name(""), &text, prefix, figs)
             .with_context(|| format!("reading {}", path.display()))?;
-        if figs.is_empty() {
+        if figs.len() == before {
             bail!("{} gave no figures", path.display());
         }
+    }
+    for (chapter, figs) in chapters {
         figs.write(&out.join(chapter).join("timings"))?;
     }
     Ok(())
@@ -266,6 +279,37 @@ fn kernels(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()>
                 &values,
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The formats' speeds: per file, its size, ours (prompt, generation), and
+/// llama.cpp's and the ratio when llama-bench ran.
+fn formats(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
+    let mut found = 0;
+    for line in text.lines() {
+        let Some((label, values)) = row(line) else {
+            continue;
+        };
+        let columns: &[(&str, &str)] = &[
+            ("mib", "MiB"),
+            ("pp", "tokens/s"),
+            ("tg", "tokens/s"),
+            ("llama_cpp_pp", "tokens/s"),
+            ("llama_cpp_tg", "tokens/s"),
+            ("tg_ratio", ""),
+        ];
+        let n = if values.len() >= columns.len() { 6 } else { 3 };
+        take(
+            figs,
+            &format!("{prefix}.{}", figure_key(&label)),
+            &columns[..n],
+            &values,
+        )?;
+        found += 1;
+    }
+    if found == 0 {
+        bail!("no file's row");
     }
     Ok(())
 }

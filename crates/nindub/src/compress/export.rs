@@ -34,6 +34,8 @@ use candle_core::quantized::{GgmlDType, QTensor as GgmlTensor, ggml_file, gguf_f
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::compress::calibrate::{Calibration, CalibrationText};
+use crate::compress::gptq::{self, GptqParams};
 use crate::compress::quant::{self, Clip, Granularity, Mode, QTensor, Scheme};
 use crate::error::{Error, Result, ctx};
 use crate::ggml::QK;
@@ -305,22 +307,28 @@ pub fn fallback(t: GgmlDType, cols: usize) -> GgmlDType {
 // ANCHOR_END: recipes
 
 /// How an export may treat its input.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExportOptions {
+#[derive(Clone, Copy, Default)]
+pub struct ExportOptions<'a> {
     /// Requantize tensors that are already quantized into another type,
     /// though it loses precision (llama.cpp's `--allow-requantize`).
     pub allow_requantize: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// Round the matrices it measured with GPTQ instead of to nearest
+    /// (where the type is one of GGML's 32-weight blocks).
+    pub calibration: Option<&'a Calibration>,
+    pub gptq: GptqParams,
 }
 
-impl ExportOptions {
+impl ExportOptions<'static> {
     /// Requantizing allowed, no progress bar: for callers that mean to
     /// make a lossy copy of a quantized model (a degraded canary, an INT8
     /// copy of the Q4_1 file) and say so.
-    pub const REQUANTIZE: ExportOptions = ExportOptions {
+    pub const REQUANTIZE: ExportOptions<'static> = ExportOptions {
         allow_requantize: true,
         progress: false,
+        calibration: None,
+        gptq: GptqParams::DEFAULT,
     };
 }
 
@@ -332,6 +340,8 @@ pub struct TensorExport {
     pub to: String,
     /// Its bytes were copied as they were.
     pub copied: bool,
+    /// Rounded by GPTQ against the calibration's inputs.
+    pub gptq: bool,
     /// Signal over noise of the written values against the source's, in
     /// dB; `None` where they are equal.
     pub sqnr_db: Option<f64>,
@@ -349,6 +359,10 @@ pub struct ExportReport {
     /// Tensors whose bytes were copied (already in the type asked for, or
     /// not a matrix).
     pub copied: usize,
+    /// Of the quantized, those rounded by GPTQ, and with what.
+    pub gptq: usize,
+    pub calibration: Option<CalibrationText>,
+    pub gptq_params: Option<GptqParams>,
     pub file_bytes: u64,
     /// Largest |what nindub meant to write − candle's dequantization of
     /// the written blocks|.
@@ -441,6 +455,15 @@ pub fn quantize_gguf(
     let target: Target = target.into();
     // A scheme without a GGML type is refused before anything is read.
     target.type_for(Role::Other, 256)?;
+    if let (Some(_), Target::Scheme(_)) = (options.calibration, &target) {
+        return Err(Error::invalid(
+            "GGUF export",
+            format!(
+                "GPTQ rounds onto GGML's own grids; `{}` is one of the Codex's encodings: use a GGML type (ggml-q4_0, …) or a recipe with a calibration",
+                target.name()
+            ),
+        ));
+    }
     let file = GgufFile::open(input)?;
     // Refused now, not after minutes of quantizing.
     crate::fsx::check_output(output)?;
@@ -467,6 +490,7 @@ pub fn quantize_gguf(
     let mut tensors: Vec<(String, GgmlTensor)> = vec![];
     let mut per_tensor = vec![];
     let (mut quantized, mut copied, mut max_diff) = (0usize, 0usize, 0f32);
+    let mut by_gptq = 0usize;
     let (mut signal, mut noise) = (0f64, 0f64);
     let (mut weight_values, mut weight_bytes) = (0usize, 0u64);
     for (name, _) in &infos {
@@ -484,12 +508,28 @@ pub fn quantize_gguf(
         };
         let values_n = original.shape().elem_count();
         let copy = !matrix || (to == from && target.keeps(to));
+        let hessian = options
+            .calibration
+            .and_then(|c| c.hessian(name))
+            .filter(|_| !copy && gptq::supports(to) && dims.len() == 2);
         let (written, t_signal, t_noise) = if copy {
             copied += 1;
             (original, 0.0, 0.0)
         } else {
             let values = values_of(name, &original)?;
-            let (written, meant) = encode(name, &values, &dims, &target, to)?;
+            let (written, meant) = match hessian {
+                Some(h) => {
+                    by_gptq += 1;
+                    let g = gptq::quantize(to, &values, dims[0], dims[1], h, &options.gptq)
+                        .map_err(|e| Error::invalid("GPTQ", format!("`{name}`: {e}")))?;
+                    let written = ctx(
+                        name,
+                        ggml_file::qtensor_from_ggml(to, &g.bytes, dims.clone(), &Device::Cpu),
+                    )?;
+                    (written, g.values)
+                }
+                None => encode(name, &values, &dims, &target, to)?,
+            };
             // candle reads back what we wrote; it must be what we meant.
             let theirs = ctx(
                 name,
@@ -521,6 +561,7 @@ pub fn quantize_gguf(
             from: dtype::name(from),
             to: dtype::name(to),
             copied: copy,
+            gptq: hessian.is_some(),
             sqnr_db: sqnr(t_signal, t_noise),
             values: values_n,
             bytes,
@@ -591,6 +632,12 @@ pub fn quantize_gguf(
         tensors: tensors.len(),
         quantized,
         copied,
+        gptq: by_gptq,
+        calibration: options
+            .calibration
+            .filter(|_| by_gptq > 0)
+            .map(|c| c.text.clone()),
+        gptq_params: (by_gptq > 0).then_some(options.gptq),
         file_bytes,
         max_dequant_diff: max_diff,
         sqnr_db: sqnr(signal, noise),

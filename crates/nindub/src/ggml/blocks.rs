@@ -151,6 +151,14 @@ fn pack_nibbles(codes: &[u8; QK]) -> [u8; QK / 2] {
 }
 
 impl BlockQ4_0 {
+    /// A block from its scale and 32 codes in 0..16 (weight `(q − 8)·d`).
+    pub fn from_codes(d: f32, codes: &[u8; QK]) -> Self {
+        BlockQ4_0 {
+            d: f16::from_f32(d),
+            qs: pack_nibbles(codes),
+        }
+    }
+
     pub fn codes(&self) -> [u8; QK] {
         unpack_nibbles(&self.qs)
     }

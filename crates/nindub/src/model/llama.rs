@@ -58,6 +58,8 @@ pub struct ForwardOptions {
     pub hidden_states: bool,
     /// The attention probabilities of this layer.
     pub attention_of_layer: Option<usize>,
+    /// The input of every weight matrix (what calibration measures).
+    pub linear_inputs: bool,
 }
 
 /// What a forward pass returns.
@@ -69,6 +71,17 @@ pub struct ForwardOutput {
     pub hidden_states: Vec<Tensor>,
     /// `[heads, positions, context]` attention probabilities, if asked.
     pub attention: Option<Tensor>,
+    /// If asked, per layer the four inputs of its seven matrices, then the
+    /// output head's.
+    pub linear_inputs: Vec<LinearInput>,
+}
+
+/// Activations `[positions, in]` and the weights (GGUF names) that
+/// multiply them: Q, K and V share the attention norm's output, gate and
+/// up the MLP norm's.
+pub struct LinearInput {
+    pub weights: Vec<String>,
+    pub x: Tensor,
 }
 // ANCHOR_END: forward_options
 
@@ -377,6 +390,22 @@ impl Llama {
             None
         };
         let mut attention = None;
+        let mut linear_inputs = vec![];
+        // `layer`'s matrices `names` (the head's, without a layer) read `x`.
+        let mut capture = |layer: Option<usize>, names: &[&str], x: &Tensor| {
+            if opts.linear_inputs {
+                linear_inputs.push(LinearInput {
+                    weights: names
+                        .iter()
+                        .map(|n| match layer {
+                            Some(l) => format!("blk.{l}.{n}.weight"),
+                            None => n.to_string(),
+                        })
+                        .collect(),
+                    x: x.clone(),
+                });
+            }
+        };
         let (heads, kv_heads, hd) = (
             self.arch.num_heads as usize,
             self.arch.num_kv_heads as usize,
@@ -394,6 +423,7 @@ impl Llama {
                 candle_nn::ops::rms_norm(&x, &layer.attn_norm, self.eps as f32),
             )?;
             lap(prof, &mut t, "RMSNorm");
+            capture(Some(i), &["attn_q", "attn_k", "attn_v"], &h);
             let split = |t: Tensor, nh: usize| -> candle_core::Result<Tensor> {
                 t.reshape((1, n, nh, hd))?.transpose(1, 2)?.contiguous()
             };
@@ -454,6 +484,7 @@ impl Llama {
                 y.transpose(1, 2).and_then(|t| t.reshape((n, heads * hd))),
             )?;
             lap(prof, &mut t, "RoPE + attention");
+            capture(Some(i), &["attn_output"], &y);
             let y = ctx(&op("O"), layer.wo.forward(&y))?;
             x = ctx(&op("residual"), x + y)?;
             lap(prof, &mut t, "O");
@@ -463,6 +494,7 @@ impl Llama {
                 candle_nn::ops::rms_norm(&x, &layer.ffn_norm, self.eps as f32),
             )?;
             lap(prof, &mut t, "RMSNorm");
+            capture(Some(i), &["ffn_gate", "ffn_up"], &h);
             let gate = ctx(
                 &op("gate"),
                 layer
@@ -474,6 +506,7 @@ impl Llama {
             lap(prof, &mut t, "gate, up");
             let y = ctx(&op("SwiGLU"), gate * up)?;
             lap(prof, &mut t, "SwiGLU");
+            capture(Some(i), &["ffn_down"], &y);
             let y = ctx(&op("down"), layer.w_down.forward(&y))?;
             x = ctx(&op("residual"), x + y)?;
             lap(prof, &mut t, "down");
@@ -491,6 +524,15 @@ impl Llama {
             "final norm",
             candle_nn::ops::rms_norm(&x, &self.norm, self.eps as f32),
         )?;
+        capture(
+            None,
+            &[if self.arch.tied_embeddings {
+                "token_embd.weight"
+            } else {
+                "output.weight"
+            }],
+            &x,
+        );
         let logits = ctx("output head", self.output.forward(&x))?;
         lap(prof, &mut t, "output head");
         if let Some(p) = prof {
@@ -500,6 +542,7 @@ impl Llama {
             logits,
             hidden_states,
             attention,
+            linear_inputs,
         })
     }
 

@@ -24,6 +24,23 @@ pub struct QuantizeArgs {
     /// refuses, and writes nothing).
     #[arg(long)]
     allow_requantize: bool,
+    /// Round with GPTQ against the inputs this text produces (the model in
+    /// f32 reads it first): for the 32-weight block types (Q4_0, Q4_1, Q5_0,
+    /// Q5_1, Q8_0); the others stay round-to-nearest.
+    #[arg(long, value_name = "TEXT", requires = "output")]
+    calibrate: Option<PathBuf>,
+    /// Windows of 256 tokens of the calibration text.
+    #[arg(long, default_value_t = 32, requires = "calibrate")]
+    calibration_windows: usize,
+    /// The first token of the calibration text to use.
+    #[arg(long, default_value_t = 0, requires = "calibrate")]
+    calibration_start: usize,
+    /// GPTQ's damping, as a fraction of the mean of H's diagonal.
+    #[arg(long, default_value_t = nindub::compress::gptq::GptqParams::DEFAULT.damp, requires = "calibrate")]
+    damp: f64,
+    /// Scales tried per block below GGML's, 2.5 % apart (0: GGML's scale).
+    #[arg(long, default_value_t = nindub::compress::gptq::GptqParams::DEFAULT.shrink_steps, requires = "calibrate")]
+    shrink_steps: usize,
     /// A GGUF file, a model directory, or a cached asset name.
     #[arg(required_unless_present = "scheme")]
     input: Option<String>,
@@ -85,7 +102,9 @@ fn list() {
     }
     println!(
         "\nThe other schemes (int8-channel, int4-g64-sym, int8-tensor-p99.9, …) have no GGML block type: \
-         without OUTPUT they report what they cost (fake quantization, f32 in memory)."
+         without OUTPUT they report what they cost (fake quantization, f32 in memory).\n\
+         Add --calibrate TEXT to round the blocks of 32 (q4_0, q4_1, q5_0, q5_1, q8_0, alone or in a recipe) \
+         with GPTQ against the inputs TEXT produces; the file's layout and size do not change."
     );
 }
 
@@ -212,20 +231,61 @@ fn export(
             .param("allow_requantize", args.allow_requantize);
     }
     let started = std::time::Instant::now();
+    if !(args.damp > 0.0 && args.damp.is_finite()) {
+        anyhow::bail!("--damp must be a positive number (GPTQ's paper uses 0.01)");
+    }
+    let calibration = match &args.calibrate {
+        Some(text) => {
+            let c = nindub::compress::calibrate::calibrate_file(
+                &path,
+                text,
+                args.calibration_windows,
+                256,
+                args.calibration_start,
+                true,
+            )?;
+            eprintln!(
+                "nindub: calibrated {} matrices on {} windows of 256 tokens of {} in {:.1} s",
+                c.len(),
+                c.text.windows,
+                c.text.name,
+                started.elapsed().as_secs_f64()
+            );
+            if let Some(r) = run.as_mut() {
+                r.input("calibration", text, text.to_str())?
+                    .param("calibration_windows", args.calibration_windows)
+                    .param("calibration_start", args.calibration_start)
+                    .param("gptq_damp", args.damp)
+                    .param("gptq_shrink_steps", args.shrink_steps);
+            }
+            Some(c)
+        }
+        None => None,
+    };
     let options = ExportOptions {
         allow_requantize: args.allow_requantize,
         progress: true,
+        calibration: calibration.as_ref(),
+        gptq: nindub::compress::gptq::GptqParams {
+            damp: args.damp,
+            shrink_steps: args.shrink_steps,
+        },
     };
     let r = quantize_gguf(&path, output, target, &options)?;
     // What became of the tensors, by (from → to).
-    let mut kinds: std::collections::BTreeMap<(String, String, bool), usize> = Default::default();
+    let mut kinds: std::collections::BTreeMap<(String, String, bool, bool), usize> =
+        Default::default();
     for t in &r.per_tensor {
         *kinds
-            .entry((t.from.clone(), t.to.clone(), t.copied))
+            .entry((t.from.clone(), t.to.clone(), t.copied, t.gptq))
             .or_default() += 1;
     }
-    for ((from, to, copied), n) in kinds {
-        let how = if copied { "copied" } else { "re-encoded" };
+    for ((from, to, copied, gptq), n) in kinds {
+        let how = match (copied, gptq) {
+            (true, _) => "copied",
+            (false, true) => "rounded by GPTQ",
+            _ => "re-encoded",
+        };
         println!("  {n:>4} tensors {from:>5} → {to:<5} {how}");
     }
     println!(

@@ -44,7 +44,8 @@ pub struct GptqParams {
 }
 
 impl GptqParams {
-    /// What the chapter measured best on held-out text (see its Result).
+    /// The best of a few trial settings scored on the chapter's held-out
+    /// text (the chapter says so beside its figures).
     pub const DEFAULT: GptqParams = GptqParams {
         damp: 0.1,
         shrink_steps: 12,

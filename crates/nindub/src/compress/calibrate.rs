@@ -40,6 +40,24 @@ pub struct CalibrationText {
     pub ctx: usize,
 }
 
+impl CalibrationText {
+    /// Refuses windows that an empty or too short text cannot fill.
+    fn check(&self, tokens: usize) -> Result<()> {
+        let (start, ctx_len, windows) = (self.start, self.ctx, self.windows);
+        let end = start + windows * ctx_len;
+        if windows == 0 || ctx_len < 2 || end > tokens {
+            return Err(Error::invalid(
+                "calibration",
+                format!(
+                    "{windows} windows of {ctx_len} tokens from token {start} need {end} tokens; `{}` has {tokens}",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `H` for every weight matrix of a model, by GGUF tensor name.
 pub struct Calibration {
     pub text: CalibrationText,
@@ -78,18 +96,8 @@ pub fn calibrate(
     text: CalibrationText,
     mut on_window: impl FnMut(usize),
 ) -> Result<Calibration> {
+    text.check(tokens.len())?;
     let (start, ctx_len, windows) = (text.start, text.ctx, text.windows);
-    let end = start + windows * ctx_len;
-    if windows == 0 || ctx_len < 2 || end > tokens.len() {
-        return Err(Error::invalid(
-            "calibration",
-            format!(
-                "{windows} windows of {ctx_len} tokens from token {start} need {end} tokens; `{}` has {}",
-                text.name,
-                tokens.len()
-            ),
-        ));
-    }
     let opts = ForwardOptions {
         linear_inputs: true,
         all_logits: true,
@@ -146,24 +154,21 @@ pub fn calibrate_file(
     let file = crate::model::gguf::GgufFile::open(model)?;
     let tokenizer = crate::model::tokenizer::GgufTokenizer::from_gguf(&file)?;
     let tokens = tokenizer.encode(&crate::corpus::read(text)?)?;
+    let span = CalibrationText {
+        name: text.file_name().map_or_else(
+            || text.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        start,
+        windows,
+        ctx: ctx_len,
+    };
+    // Before the model is loaded: a text too short is refused at once.
+    span.check(tokens.len())?;
     let (mut llama, _) =
         super::qmodel::load_llama(model, None, &candle_core::Device::Cpu, &mut |_| {})?;
     let bar = crate::progress::progress_bar(windows as u64, progress, "calibrate", "windows");
-    let name = text.file_name().map_or_else(
-        || text.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let c = calibrate(
-        &mut llama,
-        &tokens,
-        CalibrationText {
-            name,
-            start,
-            windows,
-            ctx: ctx_len,
-        },
-        |_| bar.inc(1),
-    )?;
+    let c = calibrate(&mut llama, &tokens, span, |_| bar.inc(1))?;
     bar.finish_and_clear();
     Ok(c)
 }

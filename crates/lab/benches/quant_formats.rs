@@ -2,8 +2,8 @@
 //! `cargo bench -p lab --bench quant_formats` (run by `cargo codex bench
 //! formats`, which commits the printout). Every file is exported from the
 //! same f32 reference (the published SmolLM2 dequantized) as the chapter's
-//! table, then run by the engine nindub picks for it (the fused engine
-//! reads Q4_0, Q4_1 and Q8_0; a file with another type runs on candle's),
+//! table, then run by the engine nindub picks for it (the fused engine,
+//! which reads every quantized type of the table, K-quants included),
 //! and by llama.cpp's own `llama-bench` on the same file in the same run,
 //! when `tests/fixtures/build-llama-cpp.sh` has built it. The GPTQ file
 //! needs the corpus (`NINDUB_CORPUS`).
@@ -58,12 +58,13 @@ fn main() -> Res<()> {
     let llama_bench = nindub::peers::llama_cpp_tool("llama-bench");
     println!("# quant_formats");
     println!(
-        "profile: {}; rayon threads: {threads}; prompt {PROMPT} tokens, {GEN} generated, medians of {RUNS} runs after a warm-up",
+        "profile: {}; rayon threads: {threads}; CPU: {}; prompt {PROMPT} tokens, {GEN} generated, medians of {RUNS} runs after a warm-up",
         if cfg!(debug_assertions) {
             "DEBUG"
         } else {
             "release"
-        }
+        },
+        lab::machine::cpu()
     );
     println!(
         "llama.cpp: {}",

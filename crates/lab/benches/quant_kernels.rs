@@ -130,14 +130,7 @@ fn main() -> Res<()> {
     } else {
         "release (bench profile, opt-level 3)"
     };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let cpu = lab::machine::cpu();
     println!("# quant_kernels");
     println!(
         "profile: {profile}; rayon threads: {threads}; our kernels: {}; CPU: {cpu}",

@@ -16,9 +16,10 @@
 //! nibble and weight `j + 16` in its high one. Q5's fifth bits are one
 //! little-endian `u32`, bit `j` for weight `j`.
 //!
-//! The fused engine computes with Q4_0, Q4_1 and Q8_0 ([`Format`]); Q5_0
-//! and Q5_1 are here because llama.cpp's K-quant recipes fall back to them
-//! for rows that are not a whole number of super-blocks.
+//! Q5_0 and Q5_1 matter beyond their own files: llama.cpp's K-quant
+//! recipes fall back to them for rows that are not a whole number of
+//! super-blocks (SmolLM2's 576 columns are 2¼ super-blocks). The fused
+//! engine computes with all of them ([`super::format::Format`]).
 
 use candle_core::quantized::GgmlDType;
 use half::f16;
@@ -76,43 +77,6 @@ const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
 const _: () = assert!(std::mem::size_of::<BlockQ5_0>() == 22);
 const _: () = assert!(std::mem::size_of::<BlockQ5_1>() == 24);
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
-
-/// The block formats the Codex computes with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Q4_0,
-    Q4_1,
-    Q8_0,
-}
-
-impl Format {
-    /// Bytes of one block of 32 values.
-    pub const fn block_bytes(self) -> usize {
-        match self {
-            Format::Q4_0 => std::mem::size_of::<BlockQ4_0>(),
-            Format::Q4_1 => std::mem::size_of::<BlockQ4_1>(),
-            Format::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
-        }
-    }
-
-    /// The format of a GGML type, if it is one of these three.
-    pub fn from_ggml(dtype: GgmlDType) -> Option<Format> {
-        match dtype {
-            GgmlDType::Q4_0 => Some(Format::Q4_0),
-            GgmlDType::Q4_1 => Some(Format::Q4_1),
-            GgmlDType::Q8_0 => Some(Format::Q8_0),
-            _ => None,
-        }
-    }
-
-    pub fn ggml(self) -> GgmlDType {
-        match self {
-            Format::Q4_0 => GgmlDType::Q4_0,
-            Format::Q4_1 => GgmlDType::Q4_1,
-            Format::Q8_0 => GgmlDType::Q8_0,
-        }
-    }
-}
 
 pub(super) fn f16_at(bytes: &[u8], at: usize) -> f16 {
     f16::from_le_bytes([bytes[at], bytes[at + 1]])
@@ -349,21 +313,12 @@ impl Block for BlockQ5_1 {
 }
 
 /// Decodes whole blocks of `B` from `bytes` into `out` (`B::VALUES` per block).
-pub(super) fn dequantize_blocks<B: Block>(bytes: &[u8], out: &mut [f32]) {
+pub(crate) fn dequantize_blocks<B: Block>(bytes: &[u8], out: &mut [f32]) {
     for (block, out) in bytes
         .chunks_exact(B::BYTES)
         .zip(out.chunks_exact_mut(B::VALUES))
     {
         B::read(block).dequantize(out);
-    }
-}
-
-/// Decodes a row of `format` blocks into floats (`out` is 32 per block).
-pub fn dequantize_row(format: Format, row: &[u8], out: &mut [f32]) {
-    match format {
-        Format::Q4_0 => dequantize_blocks::<BlockQ4_0>(row, out),
-        Format::Q4_1 => dequantize_blocks::<BlockQ4_1>(row, out),
-        Format::Q8_0 => dequantize_blocks::<BlockQ8_0>(row, out),
     }
 }
 
@@ -377,7 +332,7 @@ mod tests {
         let b = BlockQ4_1::from_codes(0.5, -1.25, &codes);
         let mut bytes = vec![];
         b.write(&mut bytes);
-        assert_eq!(bytes.len(), Format::Q4_1.block_bytes());
+        assert_eq!(bytes.len(), BlockQ4_1::BYTES);
         assert_eq!(BlockQ4_1::read(&bytes), b);
         assert_eq!(b.codes(), codes);
         let mut out = [0f32; QK];
@@ -388,7 +343,7 @@ mod tests {
         let b = BlockQ8_0::from_codes(0.25, &q8);
         let mut bytes = vec![];
         b.write(&mut bytes);
-        assert_eq!(bytes.len(), Format::Q8_0.block_bytes());
+        assert_eq!(bytes.len(), BlockQ8_0::BYTES);
         assert_eq!(BlockQ8_0::read(&bytes), b);
 
         let q5: [u8; QK] = std::array::from_fn(|i| (i * 11 % 32) as u8);

@@ -4,7 +4,7 @@
 //! are picked at run time when the CPU has AVX2, FMA and F16C.
 
 use super::activation::Activation;
-use super::blocks::Format;
+use super::format::Format;
 
 /// A row's bytes · an activation.
 pub(crate) type RowDot = fn(&[u8], &Activation) -> f32;
@@ -14,19 +14,29 @@ pub(crate) type RowDot = fn(&[u8], &Activation) -> f32;
 pub(crate) fn kernel(format: Format) -> RowDot {
     #[cfg(target_arch = "x86_64")]
     if simd() {
-        // SAFETY: the three AVX2 kernels need AVX2, FMA and F16C, which
+        // SAFETY: the AVX2 kernels need AVX2, FMA and F16C, which
         // the CPU was just found to have; they read `row` and `x` within
         // the lengths the caller's QMatrix and Activation guarantee.
         return match format {
-            Format::Q4_0 => |r, x| unsafe { super::avx2::q4_0(r, x) },
-            Format::Q4_1 => |r, x| unsafe { super::avx2::q4_1(r, x) },
-            Format::Q8_0 => |r, x| unsafe { super::avx2::q8_0(r, x) },
+            Format::Q4_0 => |r, x| unsafe { super::avx2::q4_0_tile::<1>(r, &[x])[0] },
+            Format::Q4_1 => |r, x| unsafe { super::avx2::q4_1_tile::<1>(r, &[x])[0] },
+            Format::Q5_0 => |r, x| unsafe { super::avx2::q5_0_tile::<1>(r, &[x])[0] },
+            Format::Q5_1 => |r, x| unsafe { super::avx2::q5_1_tile::<1>(r, &[x])[0] },
+            Format::Q8_0 => |r, x| unsafe { super::avx2::q8_0_tile::<1>(r, &[x])[0] },
+            Format::Q4K => |r, x| unsafe { super::avx2::q4_k_tile::<1>(r, &[x])[0] },
+            Format::Q5K => |r, x| unsafe { super::avx2::q5_k_tile::<1>(r, &[x])[0] },
+            Format::Q6K => |r, x| unsafe { super::avx2::q6_k_tile::<1>(r, &[x])[0] },
         };
     }
     match format {
         Format::Q4_0 => portable::q4_0,
         Format::Q4_1 => portable::q4_1,
+        Format::Q5_0 => portable::q5_0,
+        Format::Q5_1 => portable::q5_1,
         Format::Q8_0 => portable::q8_0,
+        Format::Q4K => portable::q4_k,
+        Format::Q5K => portable::q5_k,
+        Format::Q6K => portable::q6_k,
     }
 }
 
@@ -57,13 +67,23 @@ pub(crate) fn tile_kernel(format: Format) -> RowTile {
         return match format {
             Format::Q4_0 => |r, xs| unsafe { super::avx2::q4_0_tile(r, xs) },
             Format::Q4_1 => |r, xs| unsafe { super::avx2::q4_1_tile(r, xs) },
+            Format::Q5_0 => |r, xs| unsafe { super::avx2::q5_0_tile(r, xs) },
+            Format::Q5_1 => |r, xs| unsafe { super::avx2::q5_1_tile(r, xs) },
             Format::Q8_0 => |r, xs| unsafe { super::avx2::q8_0_tile(r, xs) },
+            Format::Q4K => |r, xs| unsafe { super::avx2::q4_k_tile(r, xs) },
+            Format::Q5K => |r, xs| unsafe { super::avx2::q5_k_tile(r, xs) },
+            Format::Q6K => |r, xs| unsafe { super::avx2::q6_k_tile(r, xs) },
         };
     }
     match format {
         Format::Q4_0 => |r, xs| xs.map(|x| portable::q4_0(r, x)),
         Format::Q4_1 => |r, xs| xs.map(|x| portable::q4_1(r, x)),
+        Format::Q5_0 => |r, xs| xs.map(|x| portable::q5_0(r, x)),
+        Format::Q5_1 => |r, xs| xs.map(|x| portable::q5_1(r, x)),
         Format::Q8_0 => |r, xs| xs.map(|x| portable::q8_0(r, x)),
+        Format::Q4K => |r, xs| xs.map(|x| portable::q4_k(r, x)),
+        Format::Q5K => |r, xs| xs.map(|x| portable::q5_k(r, x)),
+        Format::Q6K => |r, xs| xs.map(|x| portable::q6_k(r, x)),
     }
 }
 
@@ -72,64 +92,137 @@ pub(crate) fn tile_kernel(format: Format) -> RowTile {
 /// exactly, then scaled.
 pub mod portable {
     use super::super::activation::Activation;
-    use super::super::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8_0, Format, QK};
+    use super::super::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, QK};
+    use super::super::format::Format;
+    use super::super::superblocks::{BlockQ4K, BlockQ5K, BlockQ6K, SUB_BLOCKS, scale_min_k4};
 
     /// A row of `format` blocks · `x`, with the portable kernel.
     pub fn row(format: Format, bytes: &[u8], x: &Activation) -> f32 {
         match format {
             Format::Q4_0 => q4_0(bytes, x),
             Format::Q4_1 => q4_1(bytes, x),
+            Format::Q5_0 => q5_0(bytes, x),
+            Format::Q5_1 => q5_1(bytes, x),
             Format::Q8_0 => q8_0(bytes, x),
+            Format::Q4K => q4_k(bytes, x),
+            Format::Q5K => q5_k(bytes, x),
+            Format::Q6K => q6_k(bytes, x),
         }
     }
 
-    pub fn q4_1(row: &[u8], x: &Activation) -> f32 {
-        let mut acc = 0f32;
-        for (b, block) in row.chunks_exact(Format::Q4_1.block_bytes()).enumerate() {
-            let blk = BlockQ4_1::read(block);
-            let (d, m, qs) = (blk.d.to_f32(), blk.m.to_f32(), &blk.qs);
-            let xq = &x.q[b * QK..(b + 1) * QK];
-            let mut dot = 0i32;
-            for j in 0..QK / 2 {
-                dot += (qs[j] & 0x0F) as i32 * xq[j] as i32;
-                dot += (qs[j] >> 4) as i32 * xq[j + QK / 2] as i32;
-            }
-            acc += d * x.d[b] * dot as f32 + m * x.s[b];
-        }
-        acc
+    /// The activation's 32 codes of block `b`.
+    fn xq(x: &Activation, b: usize) -> &[i8] {
+        &x.q[b * QK..(b + 1) * QK]
+    }
+
+    /// Σ w·x in integers: exact.
+    fn dot<W: Copy + Into<i32>>(w: &[W], x: &[i8]) -> i32 {
+        w.iter().zip(x).map(|(&w, &x)| w.into() * x as i32).sum()
     }
 
     pub fn q4_0(row: &[u8], x: &Activation) -> f32 {
         let mut acc = 0f32;
-        for (b, block) in row.chunks_exact(Format::Q4_0.block_bytes()).enumerate() {
+        for (b, block) in row.chunks_exact(BlockQ4_0::BYTES).enumerate() {
             let blk = BlockQ4_0::read(block);
-            let (d, qs) = (blk.d.to_f32(), &blk.qs);
-            let xq = &x.q[b * QK..(b + 1) * QK];
-            let mut dot = 0i32;
-            for j in 0..QK / 2 {
-                dot += ((qs[j] & 0x0F) as i32 - 8) * xq[j] as i32;
-                dot += ((qs[j] >> 4) as i32 - 8) * xq[j + QK / 2] as i32;
-            }
-            acc += d * x.d[b] * dot as f32;
+            let w = blk.codes().map(|q| q as i8 - 8);
+            acc += blk.d.to_f32() * x.d[b] * dot(&w, xq(x, b)) as f32;
+        }
+        acc
+    }
+
+    pub fn q4_1(row: &[u8], x: &Activation) -> f32 {
+        let mut acc = 0f32;
+        for (b, block) in row.chunks_exact(BlockQ4_1::BYTES).enumerate() {
+            let blk = BlockQ4_1::read(block);
+            let (d, m) = (blk.d.to_f32(), blk.m.to_f32());
+            // d·Σq·x + m·Σx: the activation brings Σx along (`s`).
+            acc += d * x.d[b] * dot(&blk.codes(), xq(x, b)) as f32 + m * x.s[b];
+        }
+        acc
+    }
+
+    pub fn q5_0(row: &[u8], x: &Activation) -> f32 {
+        let mut acc = 0f32;
+        for (b, block) in row.chunks_exact(BlockQ5_0::BYTES).enumerate() {
+            let blk = BlockQ5_0::read(block);
+            let w = blk.codes().map(|q| q as i8 - 16);
+            acc += blk.d.to_f32() * x.d[b] * dot(&w, xq(x, b)) as f32;
+        }
+        acc
+    }
+
+    pub fn q5_1(row: &[u8], x: &Activation) -> f32 {
+        let mut acc = 0f32;
+        for (b, block) in row.chunks_exact(BlockQ5_1::BYTES).enumerate() {
+            let blk = BlockQ5_1::read(block);
+            let (d, m) = (blk.d.to_f32(), blk.m.to_f32());
+            acc += d * x.d[b] * dot(&blk.codes(), xq(x, b)) as f32 + m * x.s[b];
         }
         acc
     }
 
     pub fn q8_0(row: &[u8], x: &Activation) -> f32 {
         let mut acc = 0f32;
-        for (b, block) in row.chunks_exact(Format::Q8_0.block_bytes()).enumerate() {
+        for (b, block) in row.chunks_exact(BlockQ8_0::BYTES).enumerate() {
             let blk = BlockQ8_0::read(block);
-            let d = blk.d.to_f32();
-            let xq = &x.q[b * QK..(b + 1) * QK];
-            let dot: i32 = blk
-                .qs
-                .iter()
-                .zip(xq)
-                .map(|(&w, &v)| w as i32 * v as i32)
-                .sum();
-            acc += d * x.d[b] * dot as f32;
+            acc += blk.d.to_f32() * x.d[b] * dot(&blk.qs, xq(x, b)) as f32;
         }
         acc
     }
+    // ANCHOR_END: portable
+
+    // ANCHOR: portable_k
+    // The K-quants against the same activation: a sub-block of 32 meets
+    // one activation block, so sub-block `j` of super-block `s` is
+    // activation block `8s + j`, with its own integer scale (and minimum).
+
+    pub fn q4_k(row: &[u8], x: &Activation) -> f32 {
+        let mut acc = 0f32;
+        for (s, block) in row.chunks_exact(BlockQ4K::BYTES).enumerate() {
+            let blk = BlockQ4K::read(block);
+            let (d, min) = (blk.d.to_f32(), blk.dmin.to_f32());
+            for j in 0..SUB_BLOCKS {
+                let b = s * SUB_BLOCKS + j;
+                let (sc, m) = scale_min_k4(j, &blk.scales);
+                let (scale, offset) = (d * sc as f32, min * m as f32);
+                // (d·sc·q − dmin·m)·x summed: d·sc·Σq·x − dmin·m·Σx.
+                acc += scale * x.d[b] * dot(&blk.codes(j), xq(x, b)) as f32 - offset * x.s[b];
+            }
+        }
+        acc
+    }
+
+    pub fn q5_k(row: &[u8], x: &Activation) -> f32 {
+        let mut acc = 0f32;
+        for (s, block) in row.chunks_exact(BlockQ5K::BYTES).enumerate() {
+            let blk = BlockQ5K::read(block);
+            let (d, min) = (blk.d.to_f32(), blk.dmin.to_f32());
+            for j in 0..SUB_BLOCKS {
+                let b = s * SUB_BLOCKS + j;
+                let (sc, m) = scale_min_k4(j, &blk.scales);
+                let (scale, offset) = (d * sc as f32, min * m as f32);
+                acc += scale * x.d[b] * dot(&blk.codes(j), xq(x, b)) as f32 - offset * x.s[b];
+            }
+        }
+        acc
+    }
+
+    pub fn q6_k(row: &[u8], x: &Activation) -> f32 {
+        let mut acc = 0f32;
+        for (s, block) in row.chunks_exact(BlockQ6K::BYTES).enumerate() {
+            let blk = BlockQ6K::read(block);
+            let d = blk.d.to_f32();
+            for j in 0..SUB_BLOCKS {
+                let b = s * SUB_BLOCKS + j;
+                let (w, x16) = (blk.codes(j), xq(x, b));
+                // Two scales per sub-block, one per 16 weights: still one
+                // integer sum, then one float product.
+                let sum = blk.scales[2 * j] as i32 * dot(&w[..16], &x16[..16])
+                    + blk.scales[2 * j + 1] as i32 * dot(&w[16..], &x16[16..]);
+                acc += d * x.d[b] * sum as f32;
+            }
+        }
+        acc
+    }
+    // ANCHOR_END: portable_k
 }
-// ANCHOR_END: portable

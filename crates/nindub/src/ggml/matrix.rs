@@ -5,7 +5,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
 use super::activation::Activation;
-use super::blocks::{self, Format, QK};
+use super::format::{self, Format};
 use super::kernels::{TILE, kernel, tile_kernel};
 use crate::error::{Error, Result, ctx};
 
@@ -34,7 +34,7 @@ impl QMatrix {
         let format = Format::from_ggml(dtype).ok_or_else(|| Error::Unsupported {
             tensor: name.to_string(),
             dtype: format!("{dtype:?}"),
-            reader: "the fused decode path (Q4_0, Q4_1, Q8_0)",
+            reader: "the fused decode path (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
         })?;
         let (rows, cols) = match dims {
             &[r, c] => (r, c),
@@ -45,7 +45,7 @@ impl QMatrix {
                 ));
             }
         };
-        if cols % QK != 0 || data.len() != rows * cols / QK * format.block_bytes() {
+        if cols % format.block_values() != 0 || data.len() != rows * format.row_bytes(cols) {
             return Err(Error::invalid(
                 "fused decode path",
                 format!(
@@ -74,14 +74,14 @@ impl QMatrix {
     }
 
     pub(crate) fn row_bytes(&self) -> usize {
-        self.cols / QK * self.format.block_bytes()
+        self.format.row_bytes(self.cols)
     }
 
     /// Row `r` as floats (the embedding lookup: one row of the quantized
     /// table, as llama.cpp reads it, never the whole table in f32).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let rb = self.row_bytes();
-        blocks::dequantize_row(self.format, &self.data[r * rb..(r + 1) * rb], out);
+        format::dequantize_row(self.format, &self.data[r * rb..(r + 1) * rb], out);
     }
 
     // ANCHOR: matvec

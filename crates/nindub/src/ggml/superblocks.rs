@@ -80,15 +80,46 @@ pub fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
         )
     }
 }
-
-/// The multiplier and offset of sub-blocks `2i` and `2i + 1` (Q4_K, Q5_K).
-fn pair(i: usize, d: f32, min: f32, scales: &[u8; K_SCALE_SIZE]) -> [(f32, f32); 2] {
-    [2 * i, 2 * i + 1].map(|j| {
-        let (sc, m) = scale_min_k4(j, scales);
-        (d * sc as f32, min * m as f32)
-    })
-}
 // ANCHOR_END: scale_min
+
+/// Sub-blocks of 32 per super-block.
+pub const SUB_BLOCKS: usize = QK_K / 32;
+
+// ANCHOR: q4k_codes
+impl BlockQ4K {
+    /// Sub-block `j`'s 32 codes, in 0..16. The 128 bytes are four runs of
+    /// 32: run `i` holds sub-block `2i` in its low nibbles and `2i + 1` in
+    /// its high ones (not weight `l` and `l + 16`, as the blocks of 32 do).
+    pub fn codes(&self, j: usize) -> [u8; 32] {
+        let (run, shift) = (&self.qs[32 * (j / 2)..], 4 * (j % 2));
+        std::array::from_fn(|l| (run[l] >> shift) & 0x0F)
+    }
+}
+// ANCHOR_END: q4k_codes
+
+impl BlockQ5K {
+    /// Sub-block `j`'s 32 codes, in 0..32: Q4_K's nibbles, and the fifth
+    /// bit of weight `l` is bit `j` of `qh[l]`.
+    pub fn codes(&self, j: usize) -> [u8; 32] {
+        let (run, shift) = (&self.qs[32 * (j / 2)..], 4 * (j % 2));
+        std::array::from_fn(|l| ((run[l] >> shift) & 0x0F) | (((self.qh[l] >> j) & 1) << 4))
+    }
+}
+
+impl BlockQ6K {
+    /// Sub-block `j`'s 32 codes less 32, in −32..32; its first 16 take
+    /// scale `2j`, the others `2j + 1`. Each half of 128 weights has 64
+    /// bytes of low nibbles and 32 of 2-bit pairs: sub-block `k` of the
+    /// half takes nibbles from bytes `32·(k mod 2)` on (low nibbles for
+    /// `k < 2`) and bits `2k, 2k + 1` of the pairs.
+    pub fn codes(&self, j: usize) -> [i8; 32] {
+        let (half, k) = (j / 4, j % 4);
+        let ql = &self.ql[64 * half + 32 * (k % 2)..];
+        let qh = &self.qh[32 * half..];
+        let (lo, hi) = (4 * (k / 2), 2 * k);
+        std::array::from_fn(|l| (((ql[l] >> lo) & 0x0F) | (((qh[l] >> hi) & 3) << 4)) as i8 - 32)
+    }
+}
 
 fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     std::array::from_fn(|i| b[at + i])
@@ -114,18 +145,11 @@ impl Block for BlockQ4K {
     // ANCHOR: q4k_decode
     fn dequantize(&self, out: &mut [f32]) {
         let (d, min) = (self.d.to_f32(), self.dmin.to_f32());
-        // 64 weights at a time: 32 bytes whose low nibbles are sub-block
-        // 2i and whose high nibbles are sub-block 2i + 1.
-        for (i, (q, y)) in self
-            .qs
-            .chunks_exact(32)
-            .zip(out.chunks_exact_mut(64))
-            .enumerate()
-        {
-            let [(d1, m1), (d2, m2)] = pair(i, d, min, &self.scales);
-            for (l, &q) in q.iter().enumerate() {
-                y[l] = d1 * (q & 0x0F) as f32 - m1;
-                y[l + 32] = d2 * (q >> 4) as f32 - m2;
+        for (j, y) in out.chunks_exact_mut(32).enumerate() {
+            let (sc, m) = scale_min_k4(j, &self.scales);
+            let (scale, offset) = (d * sc as f32, min * m as f32);
+            for (y, q) in y.iter_mut().zip(self.codes(j)) {
+                *y = scale * q as f32 - offset;
             }
         }
     }
@@ -153,21 +177,11 @@ impl Block for BlockQ5K {
     }
     fn dequantize(&self, out: &mut [f32]) {
         let (d, min) = (self.d.to_f32(), self.dmin.to_f32());
-        // As Q4_K, and weight `l` of the 64 takes its fifth bit from
-        // byte `l % 32` of `qh`, bit `2i` (low half) or `2i + 1` (high).
-        for (i, (q, y)) in self
-            .qs
-            .chunks_exact(32)
-            .zip(out.chunks_exact_mut(64))
-            .enumerate()
-        {
-            let (u1, u2) = (1u8 << (2 * i), 1u8 << (2 * i + 1));
-            let [(d1, m1), (d2, m2)] = pair(i, d, min, &self.scales);
-            for (l, (&q, &h)) in q.iter().zip(&self.qh).enumerate() {
-                let hi1 = if h & u1 != 0 { 16.0 } else { 0.0 };
-                let hi2 = if h & u2 != 0 { 16.0 } else { 0.0 };
-                y[l] = d1 * ((q & 0x0F) as f32 + hi1) - m1;
-                y[l + 32] = d2 * ((q >> 4) as f32 + hi2) - m2;
+        for (j, y) in out.chunks_exact_mut(32).enumerate() {
+            let (sc, m) = scale_min_k4(j, &self.scales);
+            let (scale, offset) = (d * sc as f32, min * m as f32);
+            for (y, q) in y.iter_mut().zip(self.codes(j)) {
+                *y = scale * q as f32 - offset;
             }
         }
     }
@@ -192,24 +206,17 @@ impl Block for BlockQ6K {
     }
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
-        // Two halves of 128: 64 bytes of low nibbles, 32 of 2-bit pairs,
-        // 8 scales (one per 16 weights).
-        for (n, y) in out.chunks_exact_mut(128).enumerate() {
-            let (ql, qh, sc) = (
-                &self.ql[64 * n..],
-                &self.qh[32 * n..],
-                &self.scales[8 * n..],
-            );
-            for l in 0..32 {
-                let is = l / 16;
-                let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i8 - 32;
-                let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
-                let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
-                let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
-                y[l] = d * sc[is] as f32 * q1 as f32;
-                y[l + 32] = d * sc[is + 2] as f32 * q2 as f32;
-                y[l + 64] = d * sc[is + 4] as f32 * q3 as f32;
-                y[l + 96] = d * sc[is + 6] as f32 * q4 as f32;
+        for (j, y) in out.chunks_exact_mut(32).enumerate() {
+            let codes = self.codes(j);
+            for (h, (y, q)) in y
+                .chunks_exact_mut(16)
+                .zip(codes.chunks_exact(16))
+                .enumerate()
+            {
+                let scale = d * self.scales[2 * j + h] as f32;
+                for (y, &q) in y.iter_mut().zip(q) {
+                    *y = scale * q as f32;
+                }
             }
         }
     }

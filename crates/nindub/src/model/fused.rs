@@ -662,7 +662,8 @@ pub fn reads(source: &ModelSource) -> std::result::Result<(), String> {
         let dtype = source.dtype(&name).map_err(|e| e.to_string())?;
         if Format::from_ggml(dtype).is_none() {
             return Err(format!(
-                "`{name}` is {dtype:?}; the fused engine reads Q4_0, Q4_1 and Q8_0"
+                "`{name}` is {dtype:?}; the fused engine reads {}",
+                Format::names()
             ));
         }
     }

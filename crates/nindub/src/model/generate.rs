@@ -136,7 +136,7 @@ impl Generation {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Engine {
     /// The fused engine for a GGUF on the CPU whose formats it reads
-    /// (Q4_0, Q4_1, Q8_0); candle otherwise.
+    /// (every quantized [`crate::ggml::Format`]); candle otherwise.
     #[default]
     Auto,
     /// The fused CPU engine ([`FusedLlama`]): the only one a budget governs.

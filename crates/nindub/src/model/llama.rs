@@ -27,8 +27,7 @@ use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::error::{Error, Result, ctx};
-use crate::ggml::QK;
-use crate::ggml::blocks::{self, Format};
+use crate::ggml::format::{self, Format};
 use crate::model::arch::{Architecture, Family};
 use crate::model::decoder::Decoder;
 use crate::model::gguf::GgufFile;
@@ -87,13 +86,13 @@ pub struct LinearInput {
 
 /// The token embedding, as the lookup reads it.
 enum Embedding {
-    /// GGUF blocks (Q4_0, Q4_1, Q8_0), one row decoded per token as
+    /// GGUF blocks (any quantized [`Format`]), one row decoded per token as
     /// llama.cpp does: no f32 copy of the table (for SmolLM2 that copy
     /// would be 113 MB beside 18 MB of blocks). The tensor is shared with
     /// the output head when the two are tied.
     Blocks(std::sync::Arc<QTensor>, Format),
     /// f32 rows: a student's safetensors weights (the table itself, not a
-    /// copy), or a GGUF type the block reader does not decode (F16, K-quants:
+    /// copy), or a GGUF type the block reader does not decode (F16:
     /// dequantized once).
     Dense(Tensor),
 }
@@ -108,7 +107,7 @@ impl Embedding {
             }
             Embedding::Blocks(q, format) => {
                 let data = ctx("embedding blocks", q.data())?;
-                let row = hidden / QK * format.block_bytes();
+                let row = format.row_bytes(hidden);
                 let mut out = vec![0f32; tokens.len() * hidden];
                 for (t, o) in tokens.iter().zip(out.chunks_exact_mut(hidden)) {
                     let at = *t as usize * row;
@@ -118,7 +117,7 @@ impl Embedding {
                             format!("token {t} is outside the table"),
                         )
                     })?;
-                    blocks::dequantize_row(*format, bytes, o);
+                    format::dequantize_row(*format, bytes, o);
                 }
                 ctx(
                     "embedding lookup",

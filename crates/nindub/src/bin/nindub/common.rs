@@ -23,7 +23,8 @@ pub struct EngineArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Decode with candle's engine instead of the fused CPU engine (the
-    /// default for a GGUF it reads: Q4_0, Q4_1, Q8_0).
+    /// default for a GGUF whose matrices are Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+    /// Q4_K, Q5_K or Q6_K).
     #[arg(long, conflicts_with = "budget")]
     pub candle: bool,
     /// A memory budget for the whole process beyond its fixed overhead

@@ -18,6 +18,7 @@
 //! | [`provenance`] | The Grimoire of Ownership | content manifests (a hash per tensor and layer, a Merkle root), lineage, Ed25519 signatures, Story Protocol IP metadata and license terms, royalty splits |
 //! | [`ledger`] | The Merchant's Ledger | owning against renting: cost lines, break-even, energy per token, from the engine's measured throughput |
 //! | [`stream`] | NINDUB | model files, placement under a byte budget, layer streaming, shards, synthetic models |
+//! | [`constrain`] | NINDUB the Sovereign | constrained decoding: a JSON Schema compiled to an automaton over bytes, token masks |
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
 //! models, fetched with pip), [`corpus`] (the text named by
@@ -27,7 +28,7 @@
 //! goes), [`error`].
 //!
 //! Dependencies point one way: `ggml` and `stream` know nothing of the
-//! decoders; `model` uses both; `compress`, `distill` and `serve` use
+//! decoders; `constrain` knows bytes and token ids, nothing of models; `model` uses both; `compress`, `distill` and `serve` use
 //! `model`; `search` knows only an embedding function; `track` knows files,
 //! git and MLflow, and nothing of models; `federation` knows tokens, keys
 //! and policies, and `serve` uses it to check credentials; `provenance`
@@ -42,6 +43,7 @@
 pub mod assets;
 pub mod budget;
 pub mod compress;
+pub mod constrain;
 pub mod corpus;
 pub mod distill;
 pub mod error;

@@ -39,6 +39,11 @@ pub struct GenerateConfig {
     /// Keep generating past the end-of-sequence token (benchmarks and
     /// synthetic models count every token asked for).
     pub ignore_eos: bool,
+    /// Hold the text to a JSON Schema ([`crate::constrain`]): every token
+    /// that would leave the schema's language is masked, and the sequence
+    /// ends when the document is whole.
+    #[serde(skip)]
+    pub constraint: Option<std::sync::Arc<crate::constrain::Grammar>>,
 }
 
 impl Default for GenerateConfig {
@@ -50,6 +55,7 @@ impl Default for GenerateConfig {
             use_cache: true,
             top_n: 5,
             ignore_eos: false,
+            constraint: None,
         }
     }
 }
@@ -385,6 +391,8 @@ pub struct Sequence {
     prompt_tokens: usize,
     context: usize,
     stop_reason: Option<StopReason>,
+    /// The schema's automaton, once the first token is chosen.
+    constraint: Option<crate::constrain::Constraint>,
 }
 
 impl Sequence {
@@ -414,6 +422,7 @@ impl Sequence {
             prompt_tokens: prompt.len(),
             context,
             stop_reason: None,
+            constraint: None,
         })
     }
 
@@ -458,7 +467,29 @@ impl Sequence {
             self.stop_reason = Some(StopReason::MaxTokens);
             return Ok(None);
         }
-        let (token, probs) = self.sampler.choose(logits, &self.history)?;
+        // ANCHOR: constrained
+        let masked;
+        let allowed = match &self.cfg.constraint {
+            None => logits,
+            Some(grammar) => {
+                let c = self.constraint.get_or_insert_with(|| {
+                    crate::constrain::Constraint::new(grammar.clone(), tokenizer.constraint_vocab())
+                });
+                let mask = c.mask();
+                if mask.count() == 0 {
+                    return Err(Error::invalid(
+                        "constrained decoding",
+                        "the schema allows no token of this vocabulary here",
+                    ));
+                }
+                let mut z = logits.to_vec();
+                mask.apply(&mut z);
+                masked = z;
+                &masked
+            }
+        };
+        let (token, probs) = self.sampler.choose(allowed, &self.history)?;
+        // ANCHOR_END: constrained
         let candidates = candidates(tokenizer, &probs, self.cfg.top_n);
         let logprob = probs
             .get(token as usize)
@@ -467,6 +498,15 @@ impl Sequence {
         if token == tokenizer.eos && !self.cfg.ignore_eos {
             self.stop_reason = Some(StopReason::EndOfSequence);
             return Ok(None);
+        }
+        if let Some(c) = &mut self.constraint {
+            let bytes = tokenizer.token_bytes(token).unwrap_or_default();
+            if c.advance(token, &bytes).is_err() {
+                return Err(Error::invalid(
+                    "constrained decoding",
+                    format!("token {token} was chosen outside the schema's mask"),
+                ));
+            }
         }
         self.history.push(token);
         self.generated.push(token);
@@ -491,8 +531,12 @@ impl Sequence {
             self.stop_reason = Some(StopReason::StopString);
             return Ok(None);
         }
-        // The last token allowed ends the sequence without another pass.
-        if self.generated.len() >= self.cfg.max_tokens || self.history.len() >= self.context {
+        // The last token allowed ends the sequence without another pass;
+        // so does a document the schema says is whole.
+        if self.constraint.as_ref().is_some_and(|c| c.is_done()) {
+            self.stop_reason = Some(StopReason::EndOfSequence);
+        } else if self.generated.len() >= self.cfg.max_tokens || self.history.len() >= self.context
+        {
             self.stop_reason = Some(StopReason::MaxTokens);
         }
         Ok(Some(Step {

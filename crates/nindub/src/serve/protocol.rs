@@ -109,6 +109,7 @@ struct Body {
     n: Option<i64>,
     frequency_penalty: Option<f32>,
     presence_penalty: Option<f32>,
+    response_format: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +170,8 @@ pub struct Request {
     /// Independent samples of the same prompt (`n`): sample `i` draws
     /// with `seed + i`.
     pub n: usize,
+    /// The JSON Schema the answer must follow (`response_format`), compiled.
+    pub constraint: Option<std::sync::Arc<crate::constrain::Grammar>>,
 }
 
 /// A raw prompt (completions) or a conversation (chat).
@@ -214,7 +217,9 @@ pub fn parse_completion(body: &[u8], limits: &Limits) -> Result<Request, ApiErro
             ));
         }
     };
+    let format = b.response_format.take();
     let mut r = common(b, limits, Input::Prompt(prompt))?;
+    r.constraint = response_format(format, body)?;
     r.logprobs = top.is_some();
     r.top_logprobs = top.unwrap_or(0);
     Ok(r)
@@ -284,7 +289,9 @@ pub fn parse_chat(body: &[u8], limits: &Limits) -> Result<Request, ApiError> {
             "`top_logprobs` needs `logprobs: true`",
         ));
     }
+    let format = b.response_format.take();
     let mut r = common(b, limits, Input::Chat(turns))?;
+    r.constraint = response_format(format, body)?;
     r.logprobs = logprobs;
     r.top_logprobs = top;
     Ok(r)
@@ -401,6 +408,7 @@ fn common(c: Body, limits: &Limits, input: Input) -> Result<Request, ApiError> {
         logprobs: false,
         top_logprobs: 0,
         n,
+        constraint: None,
     })
 }
 
@@ -496,6 +504,50 @@ impl Request {
     }
 }
 
+// ANCHOR: response_format
+/// OpenAI's `response_format`, as llama.cpp's server takes it: `text`,
+/// `json_object` (any JSON object), or `json_schema` with the schema under
+/// `json_schema.schema`. The schema is compiled from the body's own text,
+/// so that its properties are written in the order the client gave them.
+fn response_format(
+    format: Option<Value>,
+    body: &[u8],
+) -> Result<Option<std::sync::Arc<crate::constrain::Grammar>>, ApiError> {
+    use crate::constrain::Grammar;
+    let Some(f) = format.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    let grammar = match f.get("type").and_then(Value::as_str) {
+        Some("text") => return Ok(None),
+        Some("json_object") => Grammar::any_object(),
+        Some("json_schema") => {
+            if f.pointer("/json_schema/schema").is_none() {
+                return Err(ApiError::invalid(
+                    Some("response_format.json_schema.schema"),
+                    "`json_schema` needs a `schema`",
+                ));
+            }
+            Grammar::from_json_at(body, "/response_format/json_schema/schema").map_err(|e| {
+                ApiError::invalid(Some("response_format.json_schema.schema"), e.to_string())
+            })?
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                Some("response_format.type"),
+                format!("`{other}` is not text, json_object or json_schema"),
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                Some("response_format"),
+                "`response_format` needs a `type`",
+            ));
+        }
+    };
+    Ok(Some(std::sync::Arc::new(grammar)))
+}
+// ANCHOR_END: response_format
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,6 +595,59 @@ mod tests {
         assert_eq!(e.status, 400);
         let e = parse_completion(br#"{"prompt":""}"#, &limits()).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("prompt"));
+    }
+
+    #[test]
+    fn response_format_compiles_the_schema_in_the_order_written() {
+        use crate::constrain::State;
+        let chat = |format: &str| {
+            parse_chat(
+                format!(r#"{{"messages":[{{"role":"user","content":"hi"}}],"response_format":{format}}}"#)
+                    .as_bytes(),
+                &limits(),
+            )
+        };
+        assert_eq!(chat(r#"{"type":"text"}"#).unwrap().constraint, None);
+        assert_eq!(chat("null").unwrap().constraint, None);
+        let any = chat(r#"{"type":"json_object"}"#)
+            .unwrap()
+            .constraint
+            .unwrap();
+        let mut s = State::new(&any);
+        assert!(s.feed_all(&any, br#"{"k": [1, "v"]}"#) && s.is_done());
+        // "zebra" before "apple", as written (serde_json's map would sort them).
+        let g = chat(
+            r#"{"type":"json_schema","json_schema":{"name":"x","strict":true,"schema":{"type":"object","properties":{"zebra":{"type":"integer"},"apple":{"type":"boolean"}},"required":["zebra","apple"],"additionalProperties":false}}}"#,
+        )
+        .unwrap()
+        .constraint
+        .unwrap();
+        let mut s = State::new(&g);
+        assert!(s.feed_all(&g, br#"{"zebra": 1, "apple": true}"#) && s.is_done());
+        let mut s = State::new(&g);
+        assert!(!s.feed_all(&g, br#"{"apple""#));
+        for (format, param, says) in [
+            (r#"{"type":"xml"}"#, "response_format.type", "xml"),
+            (r#"{"kind":"json_object"}"#, "response_format", "type"),
+            (
+                r#"{"type":"json_schema","json_schema":{"name":"x"}}"#,
+                "response_format.json_schema.schema",
+                "schema",
+            ),
+            (
+                r#"{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"string","pattern":"a+"}}}"#,
+                "response_format.json_schema.schema",
+                "`pattern`",
+            ),
+        ] {
+            let e = chat(format).unwrap_err();
+            assert_eq!(
+                (e.status, e.param.as_deref()),
+                (400, Some(param)),
+                "{format}"
+            );
+            assert!(e.message.contains(says), "{format}: {e}");
+        }
     }
 
     #[test]

@@ -579,6 +579,7 @@ async fn respond(s: Shared, headers: HeaderMap, body: Body, endpoint: Endpoint) 
             use_cache: true,
             top_n: if req.logprobs { req.top_logprobs } else { 0 },
             ignore_eos: false,
+            constraint: req.constraint.clone(),
         },
         top_logprobs: req.top_logprobs,
         n: req.n,

@@ -11,6 +11,10 @@ as API_KEY to give EXPECTED_GREEDY_JSON without a key. The checks:
   c. chat.completions.create with logprobs: message, logprobs, usage;
   d. the same chat streamed: the deltas join into the same text as (c),
      and the last chunk carries the usage;
+  g. structured output: chat.completions.parse with a pydantic model
+     (OpenAI's strict json_schema) returns a parsed object of that model,
+     `{"type": "json_object"}` a JSON object, and a schema keyword the
+     server cannot honour (`pattern`) a 400 that names it;
   e. with EXPECTED_GREEDY_JSON ({"prompt", "max_tokens", "text"}): a greedy
      completion returns exactly that text, the text `nindub generate
      --temperature 0` gave;
@@ -111,6 +115,47 @@ def check_chat_stream(client, model, plain):
     ok(f"streamed chat: {len(chunks)} chunks, same text as the plain answer, usage last")
 
 
+def check_structured(client, model):
+    from typing import Annotated
+
+    from pydantic import BaseModel, Field
+
+    # Bounded strings and lists bound the answer: at most 40 + 3 × 30
+    # characters of text, so 256 tokens always hold the whole document.
+    class Person(BaseModel):
+        name: str = Field(max_length=40)
+        born: int
+        fields: list[Annotated[str, Field(max_length=30)]] = Field(max_length=3)
+
+    messages = [{"role": "user", "content": "Describe Ada Lovelace as a JSON object."}]
+    parsed = client.chat.completions.parse(
+        model=model, messages=messages, response_format=Person, max_tokens=256, temperature=0
+    )
+    person = parsed.choices[0].message.parsed
+    check(isinstance(person, Person), f"parse gave {person!r}")
+    ok(f"chat.completions.parse with a pydantic model: {person!r}")
+
+    plain = client.chat.completions.create(
+        model=model, messages=messages, response_format={"type": "json_object"}, max_tokens=256, temperature=0
+    )
+    content = plain.choices[0].message.content
+    check(isinstance(json.loads(content), dict), f"json_object gave {content!r}")
+    ok(f"json_object: {content!r}")
+
+    try:
+        client.chat.completions.create(
+            model=model,
+            messages=messages,
+            max_tokens=8,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "a+"}}},
+        )
+    except openai.BadRequestError as e:
+        check("pattern" in e.message, f"the error does not name `pattern`: {e.message!r}")
+        ok(f"a schema the server cannot honour is refused: {e.message}")
+    else:
+        raise CheckFailed("a schema with `pattern` was accepted")
+
+
 def check_greedy(client, model, path):
     with open(path, encoding="utf-8") as f:
         expected = json.load(f)
@@ -163,6 +208,7 @@ def main(argv):
         check_completion(client, model)
         plain = check_chat(client, model)
         check_chat_stream(client, model, plain)
+        check_structured(client, model)
         if greedy:
             check_greedy(client, model, greedy)
         check_errors(client, model, base_url, api_key)

@@ -59,11 +59,31 @@ pub struct GenerateArgs {
     /// prompt's tokens and --max-tokens for `generate`, 2048 for `chat`).
     #[arg(long)]
     context: Option<usize>,
+    /// Hold the output to this JSON Schema (a file): every token that
+    /// would leave it is masked, and generation ends when the document is
+    /// whole.
+    #[arg(long, value_name = "FILE", conflicts_with = "json")]
+    json_schema: Option<std::path::PathBuf>,
+    /// Hold the output to any JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 impl GenerateArgs {
-    fn config(&self) -> GenerateConfig {
-        GenerateConfig {
+    fn config(&self) -> Result<GenerateConfig> {
+        use nindub::constrain::Grammar;
+        let constraint = match (&self.json_schema, self.json) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the JSON schema {}", path.display()))?;
+                let g = Grammar::from_json(&text)
+                    .with_context(|| format!("compiling the JSON schema {}", path.display()))?;
+                Some(std::sync::Arc::new(g))
+            }
+            (None, true) => Some(std::sync::Arc::new(Grammar::any_object())),
+            (None, false) => None,
+        };
+        Ok(GenerateConfig {
             sampling: SamplingConfig {
                 temperature: self.temperature,
                 top_k: Some(self.top_k),
@@ -78,7 +98,8 @@ impl GenerateArgs {
             use_cache: !self.no_cache,
             top_n: if self.logits { self.top } else { 0 },
             ignore_eos: false,
-        }
+            constraint,
+        })
     }
 }
 
@@ -89,7 +110,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             std::io::read_to_string(std::io::stdin()).context("reading the prompt from stdin")?
         }
     };
-    let config = args.config();
+    let config = args.config()?;
     config.validate()?;
     let mut loaded = load(&args.model, &args.engine, |tokenizer, arch| {
         Ok(match args.context {
@@ -116,7 +137,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 }
 
 pub fn chat(args: GenerateArgs) -> Result<()> {
-    let config = args.config();
+    let config = args.config()?;
     config.validate()?;
     let mut loaded = load(&args.model, &args.engine, |_, _| {
         Ok(args.context.unwrap_or(2048))

@@ -19,6 +19,7 @@
 //! | [`ledger`] | The Merchant's Ledger | owning against renting: cost lines, break-even, energy per token, from the engine's measured throughput |
 //! | [`stream`] | NINDUB | model files, placement under a byte budget, layer streaming, shards, synthetic models |
 //! | [`constrain`] | NINDUB the Sovereign | constrained decoding: a JSON Schema compiled to an automaton over bytes, token masks |
+//! | [`agent`] | NINDUB the Sovereign | the plan–act–observe loop, its tools, their bounds, the trace |
 //!
 //! and a few modules every chapter uses: [`assets`] (the pinned real
 //! models, fetched with pip), [`corpus`] (the text named by
@@ -40,6 +41,7 @@
 //! The library returns [`Error`], which names the operation, the file and
 //! the shapes involved; it does not panic on user input.
 
+pub mod agent;
 pub mod assets;
 pub mod budget;
 pub mod compress;

@@ -3,3 +3,4 @@
 pub mod grimoire_of_ownership;
 pub mod merchants_ledger;
 pub mod nindub;
+pub mod sovereign;

@@ -12,6 +12,7 @@ pub mod mana_crystal;
 pub mod merchants_ledger;
 pub mod nindub;
 pub mod pocket_worlds;
+pub mod sovereign;
 pub mod speaking_stone;
 pub mod transfer_of_wisdom;
 

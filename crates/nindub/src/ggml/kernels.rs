@@ -94,7 +94,7 @@ pub mod portable {
     use super::super::activation::Activation;
     use super::super::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, QK};
     use super::super::format::Format;
-    use super::super::superblocks::{BlockQ4K, BlockQ5K, BlockQ6K, SUB_BLOCKS, scale_min_k4};
+    use super::super::superblocks::{BlockQ4K, BlockQ5K, BlockQ6K, SUB_BLOCKS, ScaleMin};
 
     /// A row of `format` blocks · `x`, with the portable kernel.
     pub fn row(format: Format, bytes: &[u8], x: &Activation) -> f32 {
@@ -176,35 +176,27 @@ pub mod portable {
     // one activation block, so sub-block `j` of super-block `s` is
     // activation block `8s + j`, with its own integer scale (and minimum).
 
-    pub fn q4_k(row: &[u8], x: &Activation) -> f32 {
+    /// Q4_K and Q5_K: a multiplier and an offset per sub-block.
+    fn scale_min<B: ScaleMin>(row: &[u8], x: &Activation) -> f32 {
         let mut acc = 0f32;
-        for (s, block) in row.chunks_exact(BlockQ4K::BYTES).enumerate() {
-            let blk = BlockQ4K::read(block);
-            let (d, min) = (blk.d.to_f32(), blk.dmin.to_f32());
+        for (s, block) in row.chunks_exact(B::BYTES).enumerate() {
+            let blk = B::read(block);
             for j in 0..SUB_BLOCKS {
                 let b = s * SUB_BLOCKS + j;
-                let (sc, m) = scale_min_k4(j, &blk.scales);
-                let (scale, offset) = (d * sc as f32, min * m as f32);
-                // (d·sc·q − dmin·m)·x summed: d·sc·Σq·x − dmin·m·Σx.
+                let (scale, offset) = blk.scale_offset(j);
+                // (d·sⱼ·q − dmin·mⱼ)·x summed: d·sⱼ·Σq·x − dmin·mⱼ·Σx.
                 acc += scale * x.d[b] * dot(&blk.codes(j), xq(x, b)) as f32 - offset * x.s[b];
             }
         }
         acc
     }
 
+    pub fn q4_k(row: &[u8], x: &Activation) -> f32 {
+        scale_min::<BlockQ4K>(row, x)
+    }
+
     pub fn q5_k(row: &[u8], x: &Activation) -> f32 {
-        let mut acc = 0f32;
-        for (s, block) in row.chunks_exact(BlockQ5K::BYTES).enumerate() {
-            let blk = BlockQ5K::read(block);
-            let (d, min) = (blk.d.to_f32(), blk.dmin.to_f32());
-            for j in 0..SUB_BLOCKS {
-                let b = s * SUB_BLOCKS + j;
-                let (sc, m) = scale_min_k4(j, &blk.scales);
-                let (scale, offset) = (d * sc as f32, min * m as f32);
-                acc += scale * x.d[b] * dot(&blk.codes(j), xq(x, b)) as f32 - offset * x.s[b];
-            }
-        }
-        acc
+        scale_min::<BlockQ5K>(row, x)
     }
 
     pub fn q6_k(row: &[u8], x: &Activation) -> f32 {

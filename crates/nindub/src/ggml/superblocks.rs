@@ -85,26 +85,69 @@ pub fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
 /// Sub-blocks of 32 per super-block.
 pub const SUB_BLOCKS: usize = QK_K / 32;
 
+/// Q4_K and Q5_K: a 6-bit scale and minimum per sub-block of 32, against
+/// the super-block's f16 `d` and `dmin`. Sub-block `j`'s weights are
+/// `d·sⱼ·q − dmin·mⱼ`; the decode and the kernels are written once for both.
+pub trait ScaleMin: Block {
+    /// The f16 `d` and `dmin`, as floats.
+    fn d_min(&self) -> (f32, f32);
+    /// The 12 bytes of packed 6-bit scales and minimums.
+    fn packed(&self) -> &[u8; K_SCALE_SIZE];
+    /// Sub-block `j`'s 32 codes.
+    fn codes(&self, j: usize) -> [u8; 32];
+
+    /// Sub-block `j`'s multiplier and offset: `(d·sⱼ, dmin·mⱼ)`.
+    fn scale_offset(&self, j: usize) -> (f32, f32) {
+        let ((d, min), (sc, m)) = (self.d_min(), scale_min_k4(j, self.packed()));
+        (d * sc as f32, min * m as f32)
+    }
+}
+
 // ANCHOR: q4k_codes
-impl BlockQ4K {
+impl ScaleMin for BlockQ4K {
+    fn d_min(&self) -> (f32, f32) {
+        (self.d.to_f32(), self.dmin.to_f32())
+    }
+    fn packed(&self) -> &[u8; K_SCALE_SIZE] {
+        &self.scales
+    }
     /// Sub-block `j`'s 32 codes, in 0..16. The 128 bytes are four runs of
     /// 32: run `i` holds sub-block `2i` in its low nibbles and `2i + 1` in
     /// its high ones (not weight `l` and `l + 16`, as the blocks of 32 do).
-    pub fn codes(&self, j: usize) -> [u8; 32] {
+    fn codes(&self, j: usize) -> [u8; 32] {
         let (run, shift) = (&self.qs[32 * (j / 2)..], 4 * (j % 2));
         std::array::from_fn(|l| (run[l] >> shift) & 0x0F)
     }
 }
 // ANCHOR_END: q4k_codes
 
-impl BlockQ5K {
+impl ScaleMin for BlockQ5K {
+    fn d_min(&self) -> (f32, f32) {
+        (self.d.to_f32(), self.dmin.to_f32())
+    }
+    fn packed(&self) -> &[u8; K_SCALE_SIZE] {
+        &self.scales
+    }
     /// Sub-block `j`'s 32 codes, in 0..32: Q4_K's nibbles, and the fifth
     /// bit of weight `l` is bit `j` of `qh[l]`.
-    pub fn codes(&self, j: usize) -> [u8; 32] {
+    fn codes(&self, j: usize) -> [u8; 32] {
         let (run, shift) = (&self.qs[32 * (j / 2)..], 4 * (j % 2));
         std::array::from_fn(|l| ((run[l] >> shift) & 0x0F) | (((self.qh[l] >> j) & 1) << 4))
     }
 }
+
+// ANCHOR: q4k_decode
+/// Decodes a Q4_K or Q5_K super-block: sub-block by sub-block, its codes
+/// times its multiplier, less its offset.
+fn dequantize_scale_min<B: ScaleMin>(block: &B, out: &mut [f32]) {
+    for (j, y) in out.chunks_exact_mut(32).enumerate() {
+        let (scale, offset) = block.scale_offset(j);
+        for (y, q) in y.iter_mut().zip(block.codes(j)) {
+            *y = scale * q as f32 - offset;
+        }
+    }
+}
+// ANCHOR_END: q4k_decode
 
 impl BlockQ6K {
     /// Sub-block `j`'s 32 codes less 32, in −32..32; its first 16 take
@@ -142,18 +185,9 @@ impl Block for BlockQ4K {
         out.extend_from_slice(&self.scales);
         out.extend_from_slice(&self.qs);
     }
-    // ANCHOR: q4k_decode
     fn dequantize(&self, out: &mut [f32]) {
-        let (d, min) = (self.d.to_f32(), self.dmin.to_f32());
-        for (j, y) in out.chunks_exact_mut(32).enumerate() {
-            let (sc, m) = scale_min_k4(j, &self.scales);
-            let (scale, offset) = (d * sc as f32, min * m as f32);
-            for (y, q) in y.iter_mut().zip(self.codes(j)) {
-                *y = scale * q as f32 - offset;
-            }
-        }
+        dequantize_scale_min(self, out)
     }
-    // ANCHOR_END: q4k_decode
 }
 
 impl Block for BlockQ5K {
@@ -176,14 +210,7 @@ impl Block for BlockQ5K {
         out.extend_from_slice(&self.qs);
     }
     fn dequantize(&self, out: &mut [f32]) {
-        let (d, min) = (self.d.to_f32(), self.dmin.to_f32());
-        for (j, y) in out.chunks_exact_mut(32).enumerate() {
-            let (sc, m) = scale_min_k4(j, &self.scales);
-            let (scale, offset) = (d * sc as f32, min * m as f32);
-            for (y, q) in y.iter_mut().zip(self.codes(j)) {
-                *y = scale * q as f32 - offset;
-            }
-        }
+        dequantize_scale_min(self, out)
     }
 }
 

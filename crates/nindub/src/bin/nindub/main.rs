@@ -1,6 +1,7 @@
 //! `nindub`: the Codex's engine on the command line. One file per
 //! subcommand; this one only parses and dispatches.
 
+mod agent;
 mod bench;
 mod common;
 mod distill;
@@ -48,6 +49,9 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Generate text after a prompt (the Ritual, from the command line).
     Generate(generate::GenerateArgs),
+    /// Solve a task with tools: the plan–act–observe loop, every call held
+    /// to a schema (NINDUB the Sovereign).
+    Agent(agent::AgentArgs),
     /// Talk with a chat model: one line in, one answer out (empty line ends).
     Chat(generate::GenerateArgs),
     /// Where the fused engine would hold a model's layers within a memory
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Chat(args) => generate::chat(args),
         Command::Place(args) => place::run(args),
         Command::Stream(args) => stream::run(args),

@@ -17,7 +17,8 @@ use crate::steps::{
 /// chapters include them: generation (The Cantrip and the Ritual), the
 /// quantized kernels (The Alchemy of Compression), the distillation loss
 /// (The Transfer of Wisdom), the server (The Speaking Stone), layer
-/// streaming under a budget (NINDUB).
+/// streaming under a budget (NINDUB), the agent's tasks (The Sovereign's
+/// Hand).
 pub fn bench(only: &[String]) -> Result<()> {
     let known = [
         "generation",
@@ -26,6 +27,7 @@ pub fn bench(only: &[String]) -> Result<()> {
         "loss",
         "serve",
         "stream",
+        "sovereign",
         "image",
     ];
     if let Some(bad) = only.iter().find(|n| !known.contains(&n.as_str())) {
@@ -111,6 +113,12 @@ pub fn bench(only: &[String]) -> Result<()> {
                 ("NINDUB_BIN", bin.as_os_str()),
             ],
         )?;
+    }
+    if wanted("sovereign") {
+        say(
+            "NINDUB the Sovereign's tasks, constrained and free, and the constraint's cost per token (release build; about ten minutes)",
+        );
+        measure(&lab_bench("sovereign"), "sovereign", "agent.txt")?;
     }
     if wanted("image") {
         say(

@@ -67,7 +67,7 @@ fn main() -> Res<()> {
         "task", "mode", "steps", "valid", "tokens", "correct", "seconds"
     );
     let mut raws: Vec<String> = vec![];
-    let mut totals = [(0usize, 0usize, 0usize, 0usize, 0f64); 2];
+    let mut totals = [(0usize, 0usize, 0usize, 0usize, 0f64, 0f64); 2];
     for (task, want) in TASKS {
         for (m, constrained) in [true, false].into_iter().enumerate() {
             let cfg = AgentConfig {
@@ -92,23 +92,29 @@ fn main() -> Res<()> {
             tot.2 += ok as usize;
             tot.3 += run.tokens;
             tot.4 += secs;
+            tot.5 += run
+                .steps
+                .iter()
+                .map(|s| s.generate_ms - s.prompt_ms)
+                .sum::<f64>();
             if constrained {
                 raws.extend(run.steps.iter().map(|s| s.raw.clone()));
             }
         }
     }
     println!(
-        "\n{:<13}  {:>5}  {:>11}  {:>8}  {:>8}  {:>7}  {:>6}",
-        "mode", "steps", "valid calls", "valid %", "correct", "tokens", "s/task"
+        "\n{:<13}  {:>5}  {:>11}  {:>8}  {:>8}  {:>7}  {:>6}  {:>15}",
+        "mode", "steps", "valid calls", "valid %", "correct", "tokens", "s/task", "decode ms/token"
     );
     for (m, name) in ["constrained", "free"].iter().enumerate() {
-        let (steps, valid, ok, tokens, secs) = totals[m];
+        let (steps, valid, ok, tokens, secs, ms) = totals[m];
         println!(
-            "{name:<13}  {steps:>5}  {valid:>11}  {:>8.1}  {:>5} / {}  {tokens:>7}  {:>6.1}",
+            "{name:<13}  {steps:>5}  {valid:>11}  {:>8.1}  {:>5} / {}  {tokens:>7}  {:>6.1}  {:>15.2}",
             100.0 * valid as f64 / steps.max(1) as f64,
             ok,
             TASKS.len(),
-            secs / TASKS.len() as f64
+            secs / TASKS.len() as f64,
+            ms / tokens.max(1) as f64
         );
     }
     // The constraint's cost: every constrained step's text again, token by

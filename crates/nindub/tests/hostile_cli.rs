@@ -350,3 +350,46 @@ fn bad_calibration_is_refused_and_writes_nothing() {
         assert!(!out.exists(), "{args:?} wrote {out:?}");
     }
 }
+
+#[test]
+fn bad_schemas_and_agent_flags_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = smollm2();
+    let model = model.to_str().unwrap();
+    let generate = |schema: &Path| {
+        nindub(&[
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "x",
+            "--json-schema",
+            schema.to_str().unwrap(),
+        ])
+    };
+    let missing = dir.path().join("missing.json");
+    refused(&generate(&missing), "reading the JSON schema");
+    let not_json = dir.path().join("not.json");
+    std::fs::write(&not_json, "{\"type\": ").unwrap();
+    refused(&generate(&not_json), "compiling the JSON schema");
+    let pattern = dir.path().join("pattern.json");
+    std::fs::write(
+        &pattern,
+        r#"{"type": "object", "properties": {"id": {"type": "string", "pattern": "^[a-z]+$"}}}"#,
+    )
+    .unwrap();
+    refused(
+        &generate(&pattern),
+        "at /properties/id: `pattern` is not supported",
+    );
+    let agent = |extra: &[&str]| {
+        let mut a = vec!["agent", "--model", model, "--task", "What is 2+2?"];
+        a.extend(extra);
+        nindub(&a)
+    };
+    refused(&agent(&["--tools", "calc,web"]), "unknown tool `web`");
+    refused(
+        &agent(&["--tools", "read_file", "--sandbox", "/no/such/dir"]),
+        "the sandbox /no/such/dir",
+    );
+}

@@ -22,6 +22,7 @@ pub mod infrastructure_canon;
 pub mod layer_streamed;
 pub mod mana_crystal;
 pub mod merchants_ledger;
+pub mod sovereign;
 #[cfg(feature = "serve")]
 pub mod speaking_stone;
 pub mod timings;
@@ -101,6 +102,12 @@ pub const GENERATORS: &[Generator] = &[
         dir: "nindub",
         reads_corpus: false,
         generate: layer_streamed::generate,
+    },
+    Generator {
+        name: "sovereign",
+        dir: "sovereign",
+        reads_corpus: false,
+        generate: sovereign::generate,
     },
     Generator {
         name: "grimoire_of_ownership",

@@ -39,6 +39,7 @@ const BENCHES: &[(&str, &str, &str, Reader)] = &[
     ("transfer-of-wisdom", "wisdom.bench", "loss.txt", loss),
     ("speaking-stone", "stone.bench", "serve.txt", serve),
     ("nindub", "nindub.bench", "stream.txt", stream),
+    ("sovereign", "sovereign.bench", "agent.txt", sovereign),
     ("pocket-worlds", "pocket.bench", "image.txt", image),
 ];
 
@@ -333,6 +334,51 @@ fn loss(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             columns,
             &values,
         )?;
+    }
+    Ok(())
+}
+
+/// The agent's benchmark: per mode (constrained, free) its steps, valid
+/// calls, their share, tasks answered correctly, tokens, seconds per task
+/// and the model's time per generated token (prompts apart); then the
+/// constraint's own cost per token.
+fn sovereign(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
+    let mut found = 0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("constraint overhead:") {
+            take(
+                figs,
+                &format!("{prefix}.overhead"),
+                &[("ms_per_token", "ms"), ("tokens", "")],
+                &numbers(rest),
+            )?;
+            found += 1;
+            continue;
+        }
+        let Some((label, values)) = row(line) else {
+            continue;
+        };
+        if label != "constrained" && label != "free" {
+            continue;
+        }
+        take(
+            figs,
+            &format!("{prefix}.{label}"),
+            &[
+                ("steps", ""),
+                ("valid", ""),
+                ("valid_pct", "%"),
+                ("correct", ""),
+                ("tokens", ""),
+                ("s_per_task", "s"),
+                ("decode_ms_per_token", "ms"),
+            ],
+            &values,
+        )?;
+        found += 1;
+    }
+    if found != 3 {
+        bail!("expected the two modes' rows and the overhead line, found {found} of them");
     }
     Ok(())
 }

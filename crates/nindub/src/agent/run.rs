@@ -68,8 +68,13 @@ pub struct StepRecord {
     /// the step was refused).
     pub observation: String,
     pub tokens: usize,
-    /// Time for the model's reply and for the tool, in milliseconds.
+    /// Tokens of the prompt the model read first (the whole conversation:
+    /// each step reads it again).
+    pub prompt_tokens: usize,
+    /// Time for the model's reply (of which `prompt_ms` on the prompt) and
+    /// for the tool, in milliseconds.
     pub generate_ms: f64,
+    pub prompt_ms: f64,
     pub tool_ms: f64,
     /// The process's resident memory after the step, in MB.
     pub rss_mb: Option<f64>,
@@ -250,11 +255,13 @@ impl Agent {
                 input: None,
                 observation: String::new(),
                 tokens: out.tokens.len(),
+                prompt_tokens: ids.len(),
                 generate_ms,
+                prompt_ms: out.prompt_secs * 1e3,
                 tool_ms: 0.0,
                 rss_mb: None,
             };
-            let mut answer = None;
+            let (mut answer, mut looped) = (None, false);
             match self.parse(&out.text) {
                 Err(why) => {
                     record.observation = format!(
@@ -263,22 +270,13 @@ impl Agent {
                 }
                 Ok((thought, tool, input)) => {
                     record.valid = true;
+                    let call = (tool.clone(), input.clone());
                     if tool == ANSWER {
                         answer = Some(input.clone());
                         record.observation = "(the answer)".into();
-                    } else if calls
-                        .iter()
-                        .filter(|c| **c == (tool.clone(), input.clone()))
-                        .count()
-                        >= 2
-                    {
+                    } else if calls.iter().filter(|c| **c == call).count() >= 2 {
+                        looped = true;
                         record.observation = "error: the same call a third time".into();
-                        (record.thought, record.tool, record.input) =
-                            (Some(thought), Some(tool), Some(input));
-                        record.rss_mb = rss_mb();
-                        on_step(&record);
-                        steps.push(record);
-                        return Ok(self.end(None, Stop::Loop, steps, tokens));
                     } else {
                         let t = self.tools.iter().find(|t| t.name() == tool).cloned();
                         let called = call_bounded(
@@ -289,7 +287,7 @@ impl Agent {
                         record.tool_ms = called.elapsed.as_secs_f64() * 1e3;
                         record.observation = called.observation;
                         if matches!(called.outcome, Outcome::Ok(_)) {
-                            calls.push((tool.clone(), input.clone()));
+                            calls.push(call);
                         }
                     }
                     (record.thought, record.tool, record.input) =
@@ -304,6 +302,9 @@ impl Agent {
                 &format!("Observation: {}", record.observation),
             ));
             steps.push(record);
+            if looped {
+                return Ok(self.end(None, Stop::Loop, steps, tokens));
+            }
             if answer.is_some() {
                 return Ok(self.end(answer, Stop::Answered, steps, tokens));
             }

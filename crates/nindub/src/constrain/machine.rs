@@ -15,6 +15,7 @@ const UNBOUNDED: u32 = u32::MAX;
 /// stopped by the grammar, not by the token budget).
 const MAX_NUMBER_LEN: u8 = 24;
 
+// ANCHOR: num
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Num {
     /// Nothing yet: `-` or a digit.
@@ -65,6 +66,7 @@ impl Num {
         })
     }
 }
+// ANCHOR_END: num
 
 /// Where a string is: its opening quote, its body, an escape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,6 +217,7 @@ impl State {
         self.done
     }
 
+    // ANCHOR: feed
     /// Takes one byte; `false` (and a state to throw away) if the schema
     /// does not allow it here.
     pub fn feed(&mut self, g: &Grammar, b: u8) -> bool {
@@ -244,6 +247,7 @@ impl State {
             return true;
         }
     }
+    // ANCHOR_END: feed
 
     /// Takes every byte of `bytes`.
     pub fn feed_all(&mut self, g: &Grammar, bytes: &[u8]) -> bool {

@@ -107,6 +107,12 @@ impl Vocab {
         self.size == 0
     }
 
+    /// Bytes of the longest token.
+    pub fn longest(&self) -> usize {
+        self.longest
+    }
+
+    // ANCHOR: allowed
     /// The tokens whose bytes `state` takes whole, and the end tokens
     /// where the value may end.
     pub fn allowed(&self, g: &Grammar, state: &State) -> Mask {
@@ -136,6 +142,7 @@ impl Vocab {
         }
         mask
     }
+    // ANCHOR_END: allowed
 }
 
 /// A generation held to a grammar: its state, and the masks seen so far.
@@ -168,6 +175,7 @@ impl Constraint {
         }
     }
 
+    // ANCHOR: mask_cache
     /// The tokens allowed next.
     pub fn mask(&mut self) -> Arc<Mask> {
         let key = self.state.key(self.vocab.longest);
@@ -181,6 +189,7 @@ impl Constraint {
         self.cache.insert(key, m.clone());
         m
     }
+    // ANCHOR_END: mask_cache
 
     /// Takes the token chosen; an end token or a token outside the
     /// grammar is refused with the state unchanged.

@@ -123,10 +123,12 @@ pub fn run(args: AgentArgs) -> Result<()> {
             s.raw.trim()
         );
         eprintln!(
-            "  → {}  ({} tokens, {:.0} ms model, {:.0} ms tool{})",
+            "  → {}  ({} tokens after a prompt of {}, {:.0} ms model of which {:.0} ms the prompt, {:.0} ms tool{})",
             s.observation,
             s.tokens,
+            s.prompt_tokens,
             s.generate_ms,
+            s.prompt_ms,
             s.tool_ms,
             s.rss_mb
                 .map_or(String::new(), |m| format!(", RSS {m:.0} MB"))

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,55 +141,30 @@ fn tools_that_hang_panic_or_flood_are_observations() {
     }
 }
 
-/// `nindub agent ARGS`: (the trace's lines, peak resident bytes, stderr).
+/// `nindub agent ARGS` on the calculator task: (the trace's lines, peak
+/// resident bytes, stderr).
 fn agent_cli(args: &[&str], trace: &std::path::Path) -> (Vec<Value>, u64, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nindub"))
-        .args([
-            "agent",
-            "--task",
-            TASK,
-            "--tools",
-            "calc",
-            "--max-steps",
-            "3",
-        ])
-        .arg("--trace")
-        .arg(trace)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut e = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || std::io::read_to_string(&mut e).unwrap());
-    let mut peak = 0;
-    let status = loop {
-        if let Some((_, hwm)) = common::memory_kb(child.id()) {
-            peak = peak.max(hwm * 1024);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let err = err.join().unwrap();
-    assert!(status.success(), "nindub agent {args:?} failed:\n{err}");
+    let mut all: Vec<String> = [
+        "agent",
+        "--task",
+        TASK,
+        "--tools",
+        "calc",
+        "--max-steps",
+        "3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.extend(["--trace".to_string(), trace.display().to_string()]);
+    all.extend(args.iter().map(|s| s.to_string()));
+    let (_, err, peak) = common::run_measured(&all);
     let lines = std::fs::read_to_string(trace)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     (lines, peak, err)
-}
-
-/// The "fixed overhead N B" the process printed.
-fn overhead(stderr: &str) -> u64 {
-    let at = stderr.find("fixed overhead ").expect(stderr);
-    stderr[at + 15..]
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect(stderr)
 }
 
 #[test]
@@ -220,7 +194,7 @@ fn the_agent_keeps_a_byte_budget_and_its_trace() {
         "the budget changed the run"
     );
     assert!(err.contains("streamed"), "{err}");
-    let fixed = overhead(&err);
+    let fixed = common::overhead(&err);
     eprintln!("agent --budget {budget}: peak {peak} B, fixed overhead {fixed} B");
     assert!(
         peak <= budget + fixed,

@@ -115,3 +115,47 @@ pub fn wait_for_health(
     }
     panic!("the server never reached the expected state");
 }
+
+/// The "fixed overhead N B" a process printed on stderr.
+pub fn overhead(stderr: &str) -> u64 {
+    let at = stderr
+        .find("fixed overhead ")
+        .unwrap_or_else(|| panic!("no overhead reported:\n{stderr}"));
+    stderr[at + 15..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable overhead:\n{stderr}"))
+}
+
+/// Runs `nindub ARGS` to its end: (stdout, stderr, peak resident bytes).
+///
+/// The peak is the kernel's high-water mark of the process after `exec`,
+/// read every 2 ms until the process is gone (it only grows, and nothing
+/// after the last reading but the exit's teardown). Not `ru_maxrss`: Linux
+/// keeps in it the test process's own size from before the `exec`.
+pub fn run_measured(args: &[String]) -> (String, String, u64) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nindub"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut o, mut e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || std::io::read_to_string(&mut o).unwrap());
+    let err = std::thread::spawn(move || std::io::read_to_string(&mut e).unwrap());
+    let mut peak = 0;
+    let status = loop {
+        if let Some((_, hwm)) = memory_kb(child.id()) {
+            peak = peak.max(hwm * 1024);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "nindub {args:?} failed:\n{err}");
+    assert!(peak > 0, "no reading of the process's memory");
+    (out, err, peak)
+}

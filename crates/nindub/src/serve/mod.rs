@@ -18,7 +18,8 @@
 //! | [`metrics`] | the Prometheus series (feature `server`) |
 //! | [`connections`] | how many connections are held, and for how long (feature `server`) |
 //! | [`guard`] | Host, Content-Type and framing rules against browser attacks (feature `server`) |
-//! | `server` | the axum application: routes, streaming, limits (feature `server`) |
+//! | `server` | the axum application: routes, limits, a request from body to worker (feature `server`) |
+//! | `reply` | the answers' bodies: collected or streamed as SSE chunks, usage, logprobs, errors (feature `server`) |
 //! | [`client`] | a small blocking client: the tests, the benchmark and the notebook use it (feature `client`) |
 //!
 //! The parsing and the rules compile without features (the trials use
@@ -39,6 +40,8 @@ pub mod metrics;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod queue;
+#[cfg(feature = "server")]
+mod reply;
 #[cfg(feature = "server")]
 mod server;
 pub mod sse;

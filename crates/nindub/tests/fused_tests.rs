@@ -5,7 +5,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use nindub::assets;
 use nindub::ggml::kernels::portable;
-use nindub::ggml::{Activation, Format, QMatrix};
+use nindub::ggml::{Activation, Format, Prefetch, QMatrix};
 use nindub::model::fused::FusedLlama;
 use nindub::model::gguf::GgufFile;
 use nindub::model::llama::{ForwardOptions, Llama};
@@ -136,6 +136,16 @@ fn the_tiled_product_equals_one_product_per_activation() {
             for (t, a) in acts.iter().enumerate() {
                 let mut one = vec![0f32; rows];
                 m.matvec(a, &mut one);
+                // Asking for the weights ahead changes when they arrive,
+                // never what is summed.
+                let mut unprefetched = vec![0f32; rows];
+                m.matvec_with(a, &mut unprefetched, Prefetch::Off);
+                assert!(
+                    one.iter()
+                        .zip(&unprefetched)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{dtype:?}, #{t}: prefetch changed a sum"
+                );
                 let got = &tiled[t * rows..(t + 1) * rows];
                 assert!(
                     got.iter()

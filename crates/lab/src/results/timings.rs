@@ -174,6 +174,19 @@ fn generation(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<
                 ],
                 &numbers(rest),
             )?;
+        } else if let Some(rest) = line.strip_prefix("the Q4_1 kernel over") {
+            take(
+                figs,
+                &format!("{prefix}.kernel"),
+                &[
+                    ("mb", "MB"),
+                    ("prefetch_gb_s", "GB/s"),
+                    ("ahead_bytes", "bytes"),
+                    ("no_prefetch_gb_s", "GB/s"),
+                    ("prefetch_gain", ""),
+                ],
+                &numbers(rest),
+            )?;
         } else if let Some(rest) = line.strip_prefix("ratio candle engine / candle-transformers") {
             take(
                 figs,

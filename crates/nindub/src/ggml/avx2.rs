@@ -12,12 +12,28 @@ use std::mem::{offset_of, size_of};
 
 use super::activation::Activation;
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, QK};
+use super::kernels::PREFETCH_AHEAD;
 use super::superblocks::{BlockQ4K, BlockQ5K, BlockQ6K, K_SCALE_SIZE, SUB_BLOCKS, scale_min_k4};
 
 // ANCHOR: avx2
 // The same kernels in AVX2: a block's 32 weights against the activation's
 // 32 bytes in one `maddubs` (unsigned × signed bytes, pairs summed), then
 // one fused multiply-add of the block's scales.
+
+/// Asks for the cache line `PREFETCH_AHEAD` bytes past `p` when `PF`
+/// (the kernels without it exist to measure what it buys). Past the end of
+/// a row this is the next row's bytes, which the same task reads next;
+/// past the end of the matrix it asks for nothing useful, and a prefetch
+/// never faults.
+#[inline(always)]
+unsafe fn prefetch<const PF: bool>(p: *const u8) {
+    if PF {
+        // SAFETY: a prefetch is a hint; it reads nothing into the program
+        // and cannot fault, whatever the address (`wrapping_add` computes
+        // it without claiming it is in bounds).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD) as *const i8) }
+    }
+}
 
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -132,7 +148,7 @@ unsafe fn xq(x: &Activation, b: usize) -> __m256i {
 /// `BYTES` bytes with f16 scale and offset at `d_at` and `m_at`, and
 /// `codes` giving a block's 32 unsigned codes from its start.
 #[inline(always)]
-unsafe fn offset_tile<const N: usize, const BYTES: usize>(
+unsafe fn offset_tile<const N: usize, const PF: bool, const BYTES: usize>(
     row: &[u8],
     xs: &[&Activation; N],
     (d_at, m_at): (usize, usize),
@@ -144,6 +160,7 @@ unsafe fn offset_tile<const N: usize, const BYTES: usize>(
         let mut offsets = [0f32; N];
         for b in 0..row.len() / BYTES {
             let p = row.as_ptr().add(b * BYTES);
+            prefetch::<PF>(p);
             let (d, m) = (f16(p.add(d_at)), f16(p.add(m_at)));
             let w = codes(p);
             for t in 0..N {
@@ -162,11 +179,14 @@ unsafe fn offset_tile<const N: usize, const BYTES: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_1_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q4_1_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: the codes are the block's 16 bytes of nibbles.
     unsafe {
         let at = (offset_of!(BlockQ4_1, d), offset_of!(BlockQ4_1, m));
-        offset_tile::<N, { size_of::<BlockQ4_1>() }>(row, xs, at, |p| {
+        offset_tile::<N, PF, { size_of::<BlockQ4_1>() }>(row, xs, at, |p| {
             nibbles(p.add(offset_of!(BlockQ4_1, qs)))
         })
     }
@@ -176,7 +196,7 @@ pub unsafe fn q4_1_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
 /// bytes with an f16 scale at `d_at`, and `weights` giving a block's 32
 /// signed weights from its start.
 #[inline(always)]
-unsafe fn signed_tile<const N: usize, const BYTES: usize>(
+unsafe fn signed_tile<const N: usize, const PF: bool, const BYTES: usize>(
     row: &[u8],
     xs: &[&Activation; N],
     d_at: usize,
@@ -187,6 +207,7 @@ unsafe fn signed_tile<const N: usize, const BYTES: usize>(
         let mut acc = [_mm256_setzero_ps(); N];
         for b in 0..row.len() / BYTES {
             let p = row.as_ptr().add(b * BYTES);
+            prefetch::<PF>(p);
             let w = weights(p);
             let wd = f16(p.add(d_at));
             for t in 0..N {
@@ -204,10 +225,13 @@ unsafe fn signed_tile<const N: usize, const BYTES: usize>(
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q4_0_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: the weights are the block's 16 bytes of nibbles, less 8.
     unsafe {
-        signed_tile::<N, { size_of::<BlockQ4_0>() }>(row, xs, offset_of!(BlockQ4_0, d), |p| {
+        signed_tile::<N, PF, { size_of::<BlockQ4_0>() }>(row, xs, offset_of!(BlockQ4_0, d), |p| {
             _mm256_sub_epi8(
                 nibbles(p.add(offset_of!(BlockQ4_0, qs))),
                 _mm256_set1_epi8(8),
@@ -217,10 +241,13 @@ pub unsafe fn q4_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q8_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q8_0_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: the weights are the block's 32 signed bytes.
     unsafe {
-        signed_tile::<N, { size_of::<BlockQ8_0>() }>(row, xs, offset_of!(BlockQ8_0, d), |p| {
+        signed_tile::<N, PF, { size_of::<BlockQ8_0>() }>(row, xs, offset_of!(BlockQ8_0, d), |p| {
             _mm256_loadu_si256(p.add(offset_of!(BlockQ8_0, qs)) as *const __m256i)
         })
     }
@@ -231,11 +258,14 @@ pub unsafe fn q8_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
 // The Q5 blocks: the Q4 loops, with a fifth bit per weight.
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_1_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q5_1_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: the codes are the nibbles, with 16 added where the fifth bit is set.
     unsafe {
         let at = (offset_of!(BlockQ5_1, d), offset_of!(BlockQ5_1, m));
-        offset_tile::<N, { size_of::<BlockQ5_1>() }>(row, xs, at, |p| {
+        offset_tile::<N, PF, { size_of::<BlockQ5_1>() }>(row, xs, at, |p| {
             let high =
                 _mm256_and_si256(bits(p.add(offset_of!(BlockQ5_1, qh))), _mm256_set1_epi8(16));
             _mm256_or_si256(nibbles(p.add(offset_of!(BlockQ5_1, qs))), high)
@@ -244,11 +274,14 @@ pub unsafe fn q5_1_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q5_0_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: the weights are the nibbles less 16 where the fifth bit is
     // clear: OR-ing 0xF0 into a nibble n gives the byte n − 16.
     unsafe {
-        signed_tile::<N, { size_of::<BlockQ5_0>() }>(row, xs, offset_of!(BlockQ5_0, d), |p| {
+        signed_tile::<N, PF, { size_of::<BlockQ5_0>() }>(row, xs, offset_of!(BlockQ5_0, d), |p| {
             let clear = _mm256_andnot_si256(
                 bits(p.add(offset_of!(BlockQ5_0, qh))),
                 _mm256_set1_epi8(0xF0u8 as i8),
@@ -268,7 +301,7 @@ pub unsafe fn q5_0_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
 /// 6-bit scales at `at`, and `codes(p, j)` giving sub-block `j`'s 32
 /// unsigned codes from the super-block's start.
 #[inline(always)]
-unsafe fn min_tile<const N: usize, const BYTES: usize>(
+unsafe fn min_tile<const N: usize, const PF: bool, const BYTES: usize>(
     row: &[u8],
     xs: &[&Activation; N],
     (d_at, dmin_at, scales_at): (usize, usize, usize),
@@ -284,6 +317,7 @@ unsafe fn min_tile<const N: usize, const BYTES: usize>(
             let scales = &*(p.add(scales_at) as *const [u8; K_SCALE_SIZE]);
             for j in 0..SUB_BLOCKS {
                 let b = s * SUB_BLOCKS + j;
+                prefetch::<PF>(p.add(j * BYTES / SUB_BLOCKS));
                 let (sc, m) = scale_min_k4(j, scales);
                 let (scale, offset) = (d * sc as f32, min * m as f32);
                 let w = codes(p, j);
@@ -322,7 +356,10 @@ unsafe fn run_nibbles(qs: *const u8, j: usize) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_k_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q4_k_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: the codes are sub-block j's nibbles.
     unsafe {
         let at = (
@@ -330,14 +367,17 @@ pub unsafe fn q4_k_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
             offset_of!(BlockQ4K, dmin),
             offset_of!(BlockQ4K, scales),
         );
-        min_tile::<N, { size_of::<BlockQ4K>() }>(row, xs, at, |p, j| {
+        min_tile::<N, PF, { size_of::<BlockQ4K>() }>(row, xs, at, |p, j| {
             run_nibbles(p.add(offset_of!(BlockQ4K, qs)), j)
         })
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_k_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q5_k_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: the codes are sub-block j's nibbles, with 16 added where bit
     // j of the weight's `qh` byte is set.
     unsafe {
@@ -346,7 +386,7 @@ pub unsafe fn q5_k_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
             offset_of!(BlockQ5K, dmin),
             offset_of!(BlockQ5K, scales),
         );
-        min_tile::<N, { size_of::<BlockQ5K>() }>(row, xs, at, |p, j| {
+        min_tile::<N, PF, { size_of::<BlockQ5K>() }>(row, xs, at, |p, j| {
             let qh = _mm256_loadu_si256(p.add(offset_of!(BlockQ5K, qh)) as *const __m256i);
             let bit = _mm256_set1_epi8((1u8 << j) as i8);
             let set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
@@ -357,7 +397,10 @@ pub unsafe fn q5_k_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q6_k_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f32; N] {
+pub unsafe fn q6_k_tile<const N: usize, const PF: bool>(
+    row: &[u8],
+    xs: &[&Activation; N],
+) -> [f32; N] {
     // SAFETY: as in the module's contract, for each of the N activations;
     // every load is inside the super-block (ql: 128 bytes, qh: 64).
     unsafe {
@@ -368,6 +411,7 @@ pub unsafe fn q6_k_tile<const N: usize>(row: &[u8], xs: &[&Activation; N]) -> [f
             let d = f16(p.add(offset_of!(BlockQ6K, d)));
             let scales = p.add(offset_of!(BlockQ6K, scales)) as *const i8;
             for j in 0..SUB_BLOCKS {
+                prefetch::<PF>(p.add(j * BYTES / SUB_BLOCKS));
                 let (half, k) = (j / 4, j % 4);
                 // Low nibbles (k < 2) or high ones of 32 bytes of `ql`...
                 let ql = p.add(offset_of!(BlockQ6K, ql) + 64 * half + 32 * (k % 2));

@@ -9,23 +9,54 @@ use super::format::Format;
 /// A row's bytes · an activation.
 pub(crate) type RowDot = fn(&[u8], &Activation) -> f32;
 
+/// How far ahead of the block being read the AVX2 kernels ask for the
+/// weights: 2 KiB, about half a microsecond of one core's reading. On a VM
+/// whose hardware prefetcher did not keep up with a stream of rows, one
+/// core read a Q4_1 matrix beyond its L2 at 2.1 GB/s without it and 6.4
+/// GB/s with it (1 KiB ahead: 5.7, 4 KiB: 5.9); `nindub bench` prints both.
+pub const PREFETCH_AHEAD: usize = 2048;
+
+/// Whether a kernel asks for the weights ahead of where it reads them
+/// (software prefetch, in the AVX2 kernels). The engine always does;
+/// [`Prefetch::Off`] exists to measure what that buys
+/// (`nindub::model::fused::kernel_read_rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    Ahead,
+    Off,
+}
+
 /// The row·activation kernel for a format: AVX2 when the CPU has it
 /// (checked at run time), portable code otherwise.
 pub(crate) fn kernel(format: Format) -> RowDot {
+    kernel_with(format, Prefetch::Ahead)
+}
+
+/// [`kernel`], with or without software prefetch (the portable kernels
+/// have none).
+pub(crate) fn kernel_with(format: Format, prefetch: Prefetch) -> RowDot {
     #[cfg(target_arch = "x86_64")]
     if simd() {
         // SAFETY: the AVX2 kernels need AVX2, FMA and F16C, which
         // the CPU was just found to have; they read `row` and `x` within
         // the lengths the caller's QMatrix and Activation guarantee.
-        return match format {
-            Format::Q4_0 => |r, x| unsafe { super::avx2::q4_0_tile::<1>(r, &[x])[0] },
-            Format::Q4_1 => |r, x| unsafe { super::avx2::q4_1_tile::<1>(r, &[x])[0] },
-            Format::Q5_0 => |r, x| unsafe { super::avx2::q5_0_tile::<1>(r, &[x])[0] },
-            Format::Q5_1 => |r, x| unsafe { super::avx2::q5_1_tile::<1>(r, &[x])[0] },
-            Format::Q8_0 => |r, x| unsafe { super::avx2::q8_0_tile::<1>(r, &[x])[0] },
-            Format::Q4K => |r, x| unsafe { super::avx2::q4_k_tile::<1>(r, &[x])[0] },
-            Format::Q5K => |r, x| unsafe { super::avx2::q5_k_tile::<1>(r, &[x])[0] },
-            Format::Q6K => |r, x| unsafe { super::avx2::q6_k_tile::<1>(r, &[x])[0] },
+        macro_rules! row {
+            ($pf:literal) => {
+                match format {
+                    Format::Q4_0 => |r, x| unsafe { super::avx2::q4_0_tile::<1, $pf>(r, &[x])[0] },
+                    Format::Q4_1 => |r, x| unsafe { super::avx2::q4_1_tile::<1, $pf>(r, &[x])[0] },
+                    Format::Q5_0 => |r, x| unsafe { super::avx2::q5_0_tile::<1, $pf>(r, &[x])[0] },
+                    Format::Q5_1 => |r, x| unsafe { super::avx2::q5_1_tile::<1, $pf>(r, &[x])[0] },
+                    Format::Q8_0 => |r, x| unsafe { super::avx2::q8_0_tile::<1, $pf>(r, &[x])[0] },
+                    Format::Q4K => |r, x| unsafe { super::avx2::q4_k_tile::<1, $pf>(r, &[x])[0] },
+                    Format::Q5K => |r, x| unsafe { super::avx2::q5_k_tile::<1, $pf>(r, &[x])[0] },
+                    Format::Q6K => |r, x| unsafe { super::avx2::q6_k_tile::<1, $pf>(r, &[x])[0] },
+                }
+            };
+        }
+        return match prefetch {
+            Prefetch::Ahead => row!(true),
+            Prefetch::Off => row!(false),
         };
     }
     match format {
@@ -65,14 +96,14 @@ pub(crate) fn tile_kernel(format: Format) -> RowTile {
         // SAFETY: as in `kernel`: the CPU has AVX2, FMA and F16C, and each
         // activation is as long as the row.
         return match format {
-            Format::Q4_0 => |r, xs| unsafe { super::avx2::q4_0_tile(r, xs) },
-            Format::Q4_1 => |r, xs| unsafe { super::avx2::q4_1_tile(r, xs) },
-            Format::Q5_0 => |r, xs| unsafe { super::avx2::q5_0_tile(r, xs) },
-            Format::Q5_1 => |r, xs| unsafe { super::avx2::q5_1_tile(r, xs) },
-            Format::Q8_0 => |r, xs| unsafe { super::avx2::q8_0_tile(r, xs) },
-            Format::Q4K => |r, xs| unsafe { super::avx2::q4_k_tile(r, xs) },
-            Format::Q5K => |r, xs| unsafe { super::avx2::q5_k_tile(r, xs) },
-            Format::Q6K => |r, xs| unsafe { super::avx2::q6_k_tile(r, xs) },
+            Format::Q4_0 => |r, xs| unsafe { super::avx2::q4_0_tile::<TILE, true>(r, xs) },
+            Format::Q4_1 => |r, xs| unsafe { super::avx2::q4_1_tile::<TILE, true>(r, xs) },
+            Format::Q5_0 => |r, xs| unsafe { super::avx2::q5_0_tile::<TILE, true>(r, xs) },
+            Format::Q5_1 => |r, xs| unsafe { super::avx2::q5_1_tile::<TILE, true>(r, xs) },
+            Format::Q8_0 => |r, xs| unsafe { super::avx2::q8_0_tile::<TILE, true>(r, xs) },
+            Format::Q4K => |r, xs| unsafe { super::avx2::q4_k_tile::<TILE, true>(r, xs) },
+            Format::Q5K => |r, xs| unsafe { super::avx2::q5_k_tile::<TILE, true>(r, xs) },
+            Format::Q6K => |r, xs| unsafe { super::avx2::q6_k_tile::<TILE, true>(r, xs) },
         };
     }
     match format {

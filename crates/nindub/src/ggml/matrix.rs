@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::activation::Activation;
 use super::format::{self, Format};
-use super::kernels::{TILE, kernel, tile_kernel};
+use super::kernels::{Prefetch, TILE, kernel, kernel_with, tile_kernel};
 use crate::error::{Error, Result, ctx};
 
 /// A weight matrix held as its GGUF blocks: `rows` outputs × `cols` inputs.
@@ -88,9 +88,15 @@ impl QMatrix {
     /// `out = W · x`, for an activation quantized once ([`Activation`]),
     /// rows split across the rayon pool in chunks.
     pub fn matvec(&self, x: &Activation, out: &mut [f32]) {
+        self.matvec_with(x, out, Prefetch::Ahead)
+    }
+
+    /// [`Self::matvec`], asking for the weights ahead of the kernel or not
+    /// ([`Prefetch`]; the engine always does).
+    pub fn matvec_with(&self, x: &Activation, out: &mut [f32], prefetch: Prefetch) {
         const ROWS_PER_TASK: usize = 16;
         let rb = self.row_bytes();
-        let dot = kernel(self.format);
+        let dot = kernel_with(self.format, prefetch);
         out.par_chunks_mut(ROWS_PER_TASK)
             .zip(self.data.par_chunks(rb * ROWS_PER_TASK))
             .for_each(|(out, rows)| {

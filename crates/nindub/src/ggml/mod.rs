@@ -34,4 +34,5 @@ pub mod superblocks;
 pub use activation::Activation;
 pub use blocks::QK;
 pub use format::Format;
+pub use kernels::{PREFETCH_AHEAD, Prefetch};
 pub use matrix::QMatrix;

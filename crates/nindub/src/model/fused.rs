@@ -17,7 +17,7 @@ use candle_core::Device;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result, ctx};
-use crate::ggml::{Activation, Format, QMatrix};
+use crate::ggml::{Activation, Format, Prefetch, QMatrix};
 use crate::model::arch::{Architecture, Family};
 use crate::model::decoder::Decoder;
 use crate::model::gguf::GgufFile;
@@ -822,6 +822,44 @@ pub fn read_bandwidth(bytes: usize, runs: usize) -> f64 {
     (words.len() * 8) as f64 / best
 }
 // ANCHOR_END: floor
+
+/// How fast the fused kernel consumes Q4_1 weights that are not in the
+/// core's caches, in bytes per second: the best of `runs` matrix-vector
+/// products over a synthetic Q4_1 matrix of about `bytes` (576 columns,
+/// SmolLM2's width), asking for the weights ahead of the kernel or not
+/// ([`Prefetch`]). Beside [`read_bandwidth`] it says whether the kernel or
+/// the memory is the wall.
+pub fn kernel_read_rate(bytes: usize, runs: usize, prefetch: Prefetch) -> Result<f64> {
+    const COLS: usize = 576;
+    let row_bytes = Format::Q4_1.row_bytes(COLS);
+    let rows = (bytes / row_bytes).max(1);
+    // Blocks of `d = 1/16`, `m = −1/2` and codes from a counter: the
+    // values do not matter to the speed, only that they are finite.
+    let (d, m) = (half::f16::from_f32(0.0625), half::f16::from_f32(-0.5));
+    let mut data = Vec::with_capacity(rows * row_bytes);
+    for b in 0..rows * COLS / crate::ggml::QK {
+        data.extend_from_slice(&d.to_le_bytes());
+        data.extend_from_slice(&m.to_le_bytes());
+        data.extend((0..16).map(|i| (b * 7 + i * 13) as u8));
+    }
+    let w = QMatrix::from_blocks(
+        "synthetic",
+        candle_core::quantized::GgmlDType::Q4_1,
+        &[rows, COLS],
+        data,
+    )?;
+    let mut x = Activation::new(COLS);
+    x.quantize(&(0..COLS).map(|i| (i % 17) as f32 - 8.0).collect::<Vec<_>>());
+    let mut out = vec![0f32; rows];
+    let mut best = f64::MAX;
+    for _ in 0..runs.max(1) {
+        let started = std::time::Instant::now();
+        w.matvec_with(&x, &mut out, prefetch);
+        best = best.min(started.elapsed().as_secs_f64());
+        std::hint::black_box(&out);
+    }
+    Ok(w.bytes() as f64 / best)
+}
 
 // ANCHOR: knee
 /// The roofline of one decode step for a batch of sequences: the weights

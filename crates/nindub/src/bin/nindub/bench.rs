@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use clap::Args;
 use nindub::assets;
 use nindub::candle_core;
+use nindub::ggml::Prefetch;
 use nindub::model::generate::{Engine, GenerateConfig, Generator, LoadOptions};
 use nindub::model::sample::{SamplingConfig, argmax};
 use std::time::Instant;
@@ -215,6 +216,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bytes as f64 / 1e6,
         bandwidth / 1e9,
         rows[4].2 / floor
+    );
+    // Is the kernel or the memory the wall? The same bytes through the
+    // Q4_1 kernel, with the weights asked for ahead and without.
+    let rate = |prefetch| nindub::model::fused::kernel_read_rate(4 * bytes, 5, prefetch);
+    let (ahead, off) = (rate(Prefetch::Ahead)?, rate(Prefetch::Off)?);
+    println!(
+        "the Q4_1 kernel over {:.1} MB of weights beyond each core's private caches: {:.1} GB/s asking for them {} bytes ahead, {:.1} GB/s without ({:.2}x)",
+        4.0 * bytes as f64 / 1e6,
+        ahead / 1e9,
+        nindub::ggml::PREFETCH_AHEAD,
+        off / 1e9,
+        ahead / off
     );
     // Where one fused token's time goes.
     g.decoder.reset();

@@ -135,11 +135,24 @@ struct RegisteredGenerator {
     reads_corpus: bool,
 }
 
-/// `cargo run -p lab --bin results -- ARGS`.
+/// `cargo run --release -p lab --bin results -- ARGS`. Release, because the
+/// generators run real models for most of the suite's time (the Alchemy's
+/// calibration and GPTQ exports run about four times faster than in the
+/// dev profile, whose overflow checks and debug assertions stay on); the
+/// files they write are the same, as `cargo codex test` checks.
 pub(crate) fn lab_results(args: &[&str]) -> Command {
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "-p", "lab", "--bin", "results", "--"])
-        .args(args);
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "lab",
+        "--bin",
+        "results",
+        "--",
+    ])
+    .args(args);
     cmd
 }
 

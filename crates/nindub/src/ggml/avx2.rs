@@ -20,6 +20,7 @@ use super::superblocks::{BlockQ4K, BlockQ5K, BlockQ6K, K_SCALE_SIZE, SUB_BLOCKS,
 // 32 bytes in one `maddubs` (unsigned × signed bytes, pairs summed), then
 // one fused multiply-add of the block's scales.
 
+// ANCHOR: prefetch
 /// Asks for the cache line `PREFETCH_AHEAD` bytes past `p` when `PF`
 /// (the kernels without it exist to measure what it buys). Past the end of
 /// a row this is the next row's bytes, which the same task reads next;
@@ -34,6 +35,7 @@ unsafe fn prefetch<const PF: bool>(p: *const u8) {
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD) as *const i8) }
     }
 }
+// ANCHOR_END: prefetch
 
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {

@@ -138,11 +138,13 @@ impl QMatrix {
                     }
                 }
             });
-        for (r, vals) in by_row.chunks_exact(n).enumerate() {
-            for (t, v) in vals.iter().enumerate() {
-                out[t * self.rows + r] = *v;
-            }
-        }
+        out.par_chunks_mut(self.rows)
+            .enumerate()
+            .for_each(|(t, out)| {
+                for (o, vals) in out.iter_mut().zip(by_row.chunks_exact(n)) {
+                    *o = vals[t];
+                }
+            });
     }
     // ANCHOR_END: matmul
 }

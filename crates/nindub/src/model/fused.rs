@@ -423,8 +423,6 @@ impl FusedLlama {
         let (mut gate, mut up) = (vec![0f32; n * f], vec![0f32; n * f]);
         let mut acts: Vec<Activation> = (0..n).map(|_| Activation::new(d.max(q_out))).collect();
         let mut acts_f: Vec<Activation> = (0..n).map(|_| Activation::new(f)).collect();
-        let (mut cos, mut sin) = (vec![0f32; hd / 2], vec![0f32; hd / 2]);
-        let mut scores = vec![];
         for i in 0..self.layers.len() {
             let l = &self.layers[i];
             let mut held = None;
@@ -432,22 +430,22 @@ impl FusedLlama {
                 Some(w) => w,
                 None => &*held.insert(take(&mut self.streamer, i)?),
             };
-            for ((x, h), a) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)).zip(&mut acts) {
-                rms_norm(x, &l.attn_norm, eps, h);
-                a.quantize(h);
-            }
+            norm_rows(&x, &l.attn_norm, eps, &mut h, &mut acts);
             w.wq.matmul(&acts, &mut q);
             w.wk.matmul(&acts, &mut k);
             w.wv.matmul(&acts, &mut v);
-            for ((q, k), &(_, p)) in q
-                .chunks_exact_mut(q_out)
-                .zip(k.chunks_exact_mut(kv_out))
+            let inv_freq = &self.inv_freq;
+            q.par_chunks_exact_mut(q_out)
+                .zip(k.par_chunks_exact_mut(kv_out))
                 .zip(&rows)
-            {
-                angles(&self.inv_freq, p, &mut cos, &mut sin);
-                rope(q, hd, &cos, &sin);
-                rope(k, hd, &cos, &sin);
-            }
+                .for_each_init(
+                    || (vec![0f32; hd / 2], vec![0f32; hd / 2]),
+                    |(cos, sin), ((q, k), &(_, p))| {
+                        angles(inv_freq, p, cos, sin);
+                        rope(q, hd, cos, sin);
+                        rope(k, hd, cos, sin);
+                    },
+                );
             // Each item's new keys and values go to its own cache.
             let mut first = 0;
             for it in items.iter_mut() {
@@ -456,34 +454,41 @@ impl FusedLlama {
                 it.cache.v[i].extend_from_slice(&v[span]);
                 first += it.tokens.len();
             }
-            for ((q, out), &(item, p)) in q
-                .chunks_exact(q_out)
-                .zip(attn.chunks_exact_mut(q_out))
+            // Rows in parallel, each row's heads in turn (a single token's
+            // step splits its heads across the threads instead).
+            let seqs = &*items;
+            q.par_chunks_exact(q_out)
+                .zip(attn.par_chunks_exact_mut(q_out))
                 .zip(&rows)
-            {
-                // A row sees its own sequence up to its own position.
-                let seen = (p + 1) * kv_out;
-                let c = &items[item].cache;
-                let dims = (heads, kv_heads, hd);
-                attention(q, &c.k[i][..seen], &c.v[i][..seen], dims, &mut scores, out);
-            }
-            for (a, attn) in acts.iter_mut().zip(attn.chunks_exact(q_out)) {
-                a.quantize(attn);
-            }
+                .for_each_init(Vec::new, |scores, ((q, out), &(item, p))| {
+                    // A row sees its own sequence up to its own position.
+                    let seen = (p + 1) * kv_out;
+                    let c = &seqs[item].cache;
+                    let (k, v) = (&c.k[i][..seen], &c.v[i][..seen]);
+                    for (h, (oh, qh)) in
+                        out.chunks_exact_mut(hd).zip(q.chunks_exact(hd)).enumerate()
+                    {
+                        scores.resize(p + 1, 0.0);
+                        head(qh, k, v, h / (heads / kv_heads), (kv_heads, hd), scores, oh);
+                    }
+                });
+            acts.par_iter_mut()
+                .zip(attn.par_chunks_exact(q_out))
+                .for_each(|(a, attn)| a.quantize(attn));
             w.wo.matmul(&acts, &mut o);
             add(&mut x, &o);
-            for ((x, h), a) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)).zip(&mut acts) {
-                rms_norm(x, &l.ffn_norm, eps, h);
-                a.quantize(h);
-            }
+            norm_rows(&x, &l.ffn_norm, eps, &mut h, &mut acts);
             w.w_gate.matmul(&acts, &mut gate);
             w.w_up.matmul(&acts, &mut up);
-            for (g, u) in gate.iter_mut().zip(&up) {
-                *g = silu(*g) * u;
-            }
-            for (a, g) in acts_f.iter_mut().zip(gate.chunks_exact(f)) {
-                a.quantize(g);
-            }
+            acts_f
+                .par_iter_mut()
+                .zip(gate.par_chunks_exact_mut(f).zip(up.par_chunks_exact(f)))
+                .for_each(|(a, (g, u))| {
+                    for (g, u) in g.iter_mut().zip(u) {
+                        *g = silu(*g) * u;
+                    }
+                    a.quantize(g);
+                });
             w.w_down.matmul(&acts_f, &mut o);
             add(&mut x, &o);
             let at = (self.passes, i, self.layers.len());
@@ -751,35 +756,61 @@ fn attention(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    let kv_dim = kv_heads * hd;
-    let n = k_cache.len() / kv_dim;
+    let n = k_cache.len() / (kv_heads * hd);
     let group = heads / kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
     scores.resize(heads * n, 0.0);
     out.par_chunks_mut(hd)
         .zip(scores.par_chunks_mut(n))
         .enumerate()
         .for_each(|(h, (oh, scores))| {
-            let kvh = h / group;
             let qh = &q[h * hd..(h + 1) * hd];
-            for (t, s) in scores.iter_mut().enumerate() {
-                let k = &k_cache[t * kv_dim + kvh * hd..t * kv_dim + (kvh + 1) * hd];
-                *s = dot(qh, k) * scale;
-            }
-            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0.0;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            oh.fill(0.0);
-            for (t, s) in scores.iter().enumerate() {
-                let v = &v_cache[t * kv_dim + kvh * hd..t * kv_dim + (kvh + 1) * hd];
-                let w = s / sum;
-                for (o, v) in oh.iter_mut().zip(v) {
-                    *o += w * v;
-                }
-            }
+            head(qh, k_cache, v_cache, h / group, (kv_heads, hd), scores, oh);
+        });
+}
+
+/// One head's attention: `qh` against K/V head `kvh` of every cached
+/// position (`scores` as long as the positions), into `oh`.
+fn head(
+    qh: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    kvh: usize,
+    (kv_heads, hd): (usize, usize),
+    scores: &mut [f32],
+    oh: &mut [f32],
+) {
+    let kv_dim = kv_heads * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    for (t, s) in scores.iter_mut().enumerate() {
+        let k = &k_cache[t * kv_dim + kvh * hd..t * kv_dim + (kvh + 1) * hd];
+        *s = dot(qh, k) * scale;
+    }
+    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    oh.fill(0.0);
+    for (t, s) in scores.iter().enumerate() {
+        let v = &v_cache[t * kv_dim + kvh * hd..t * kv_dim + (kvh + 1) * hd];
+        let w = s / sum;
+        for (o, v) in oh.iter_mut().zip(v) {
+            *o += w * v;
+        }
+    }
+}
+
+/// RMSNorm of every row of `x` into `h`, each quantized into its
+/// activation, rows in parallel.
+fn norm_rows(x: &[f32], w: &[f32], eps: f32, h: &mut [f32], acts: &mut [Activation]) {
+    let d = w.len();
+    x.par_chunks_exact(d)
+        .zip(h.par_chunks_exact_mut(d))
+        .zip(acts.par_iter_mut())
+        .for_each(|((x, h), a)| {
+            rms_norm(x, w, eps, h);
+            a.quantize(h);
         });
 }
 

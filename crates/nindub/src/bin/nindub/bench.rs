@@ -222,7 +222,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let rate = |prefetch| nindub::model::fused::kernel_read_rate(4 * bytes, 5, prefetch);
     let (ahead, off) = (rate(Prefetch::Ahead)?, rate(Prefetch::Off)?);
     println!(
-        "the Q4_1 kernel over {:.1} MB of weights beyond each core's private caches: {:.1} GB/s asking for them {} bytes ahead, {:.1} GB/s without ({:.2}x)",
+        "the Q4_1 kernel over {:.1} MB of weights beyond each core's private caches: {:.1} GB/s asking for them {} bytes ahead, {:.1} GB/s without: {:.2}x",
         4.0 * bytes as f64 / 1e6,
         ahead / 1e9,
         nindub::ggml::PREFETCH_AHEAD,

@@ -140,6 +140,7 @@ impl QMatrix {
             });
         out.par_chunks_mut(self.rows)
             .enumerate()
+            .with_min_len(TILE)
             .for_each(|(t, out)| {
                 for (o, vals) in out.iter_mut().zip(by_row.chunks_exact(n)) {
                     *o = vals[t];

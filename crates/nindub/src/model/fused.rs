@@ -438,6 +438,7 @@ impl FusedLlama {
             q.par_chunks_exact_mut(q_out)
                 .zip(k.par_chunks_exact_mut(kv_out))
                 .zip(&rows)
+                .with_min_len(ROWS_PER_TASK)
                 .for_each_init(
                     || (vec![0f32; hd / 2], vec![0f32; hd / 2]),
                     |(cos, sin), ((q, k), &(_, p))| {
@@ -454,26 +455,24 @@ impl FusedLlama {
                 it.cache.v[i].extend_from_slice(&v[span]);
                 first += it.tokens.len();
             }
-            // Rows in parallel, each row's heads in turn (a single token's
-            // step splits its heads across the threads instead).
+            // Every (row, head) pair in parallel: a row sees its own
+            // sequence up to its own position.
             let seqs = &*items;
-            q.par_chunks_exact(q_out)
-                .zip(attn.par_chunks_exact_mut(q_out))
-                .zip(&rows)
-                .for_each_init(Vec::new, |scores, ((q, out), &(item, p))| {
-                    // A row sees its own sequence up to its own position.
+            q.par_chunks_exact(hd)
+                .zip(attn.par_chunks_exact_mut(hd))
+                .enumerate()
+                .for_each_init(Vec::new, |scores, (at, (qh, oh))| {
+                    let (item, p) = rows[at / heads];
                     let seen = (p + 1) * kv_out;
                     let c = &seqs[item].cache;
+                    scores.resize(p + 1, 0.0);
+                    let kvh = (at % heads) / (heads / kv_heads);
                     let (k, v) = (&c.k[i][..seen], &c.v[i][..seen]);
-                    for (h, (oh, qh)) in
-                        out.chunks_exact_mut(hd).zip(q.chunks_exact(hd)).enumerate()
-                    {
-                        scores.resize(p + 1, 0.0);
-                        head(qh, k, v, h / (heads / kv_heads), (kv_heads, hd), scores, oh);
-                    }
+                    head(qh, k, v, kvh, (kv_heads, hd), scores, oh);
                 });
             acts.par_iter_mut()
                 .zip(attn.par_chunks_exact(q_out))
+                .with_min_len(ROWS_PER_TASK)
                 .for_each(|(a, attn)| a.quantize(attn));
             w.wo.matmul(&acts, &mut o);
             add(&mut x, &o);
@@ -483,6 +482,7 @@ impl FusedLlama {
             acts_f
                 .par_iter_mut()
                 .zip(gate.par_chunks_exact_mut(f).zip(up.par_chunks_exact(f)))
+                .with_min_len(ROWS_PER_TASK)
                 .for_each(|(a, (g, u))| {
                     for (g, u) in g.iter_mut().zip(u) {
                         *g = silu(*g) * u;
@@ -801,6 +801,12 @@ fn head(
     }
 }
 
+/// The fewest rows of a pass that one thread takes for the row-wise work
+/// (norms, RoPE, SwiGLU, quantizing): a row of it is a few microseconds,
+/// and a batch of two or three decoding sequences is faster on one thread
+/// than split.
+const ROWS_PER_TASK: usize = 4;
+
 /// RMSNorm of every row of `x` into `h`, each quantized into its
 /// activation, rows in parallel.
 fn norm_rows(x: &[f32], w: &[f32], eps: f32, h: &mut [f32], acts: &mut [Activation]) {
@@ -808,6 +814,7 @@ fn norm_rows(x: &[f32], w: &[f32], eps: f32, h: &mut [f32], acts: &mut [Activati
     x.par_chunks_exact(d)
         .zip(h.par_chunks_exact_mut(d))
         .zip(acts.par_iter_mut())
+        .with_min_len(ROWS_PER_TASK)
         .for_each(|((x, h), a)| {
             rms_norm(x, w, eps, h);
             a.quantize(h);

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::install::{run, say};
 use crate::steps::{
     MEASURED_DIR, MEASURED_DIRS, PAGE_SCREENSHOT, book_out, cargo, clients, generated_dir,
-    nindub_binary, root, timings,
+    lab_results, nindub_binary, root, timings,
 };
 
 /// Measures speed with release builds and writes the figures where the
@@ -167,18 +167,7 @@ pub fn experiments() -> Result<()> {
         .join(MEASURED_DIRS[1]);
     say("running The Transfer of Wisdom's experiments (release build)");
     run(
-        cargo()
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lab",
-                "--bin",
-                "results",
-            ])
-            .args(["--", "experiment"])
-            .arg(&dir),
+        lab_results(&["experiment"]).arg(&dir),
         "the distillation experiments",
     )?;
     say(&format!("written to {}", dir.display()));

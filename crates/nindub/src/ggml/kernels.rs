@@ -80,30 +80,33 @@ fn simd() -> bool {
         && std::arch::is_x86_feature_detected!("f16c")
 }
 
-/// How many activations one tile kernel takes at once.
+/// How many activations one tile kernel takes at once in a long product
+/// (a prompt); the rest of a product, and a batch of 2 or 3, takes the
+/// kernel of its own width.
 pub(crate) const TILE: usize = 4;
 
-/// A row's bytes · [`TILE`] activations: each weight block read and
-/// unpacked once for all of them.
-pub(crate) type RowTile = fn(&[u8], &[&Activation; TILE]) -> [f32; TILE];
+/// A row's bytes · `N` activations: each weight block read and unpacked
+/// once for all of them.
+pub(crate) type RowTile<const N: usize> = fn(&[u8], &[&Activation; N]) -> [f32; N];
 
-/// The row·tile kernel for a format: AVX2 when the CPU has it, otherwise
-/// the portable row kernel once per activation. Either way each of the
-/// [`TILE`] sums is bit-identical to [`kernel`]'s for that activation.
-pub(crate) fn tile_kernel(format: Format) -> RowTile {
+/// The row·tile kernel of width `N` for a format: AVX2 when the CPU has
+/// it, otherwise the portable row kernel once per activation. Either way
+/// each of the `N` sums is bit-identical to [`kernel`]'s for that
+/// activation.
+pub(crate) fn tile_kernel<const N: usize>(format: Format) -> RowTile<N> {
     #[cfg(target_arch = "x86_64")]
     if simd() {
         // SAFETY: as in `kernel`: the CPU has AVX2, FMA and F16C, and each
         // activation is as long as the row.
         return match format {
-            Format::Q4_0 => |r, xs| unsafe { super::avx2::q4_0_tile::<TILE, true>(r, xs) },
-            Format::Q4_1 => |r, xs| unsafe { super::avx2::q4_1_tile::<TILE, true>(r, xs) },
-            Format::Q5_0 => |r, xs| unsafe { super::avx2::q5_0_tile::<TILE, true>(r, xs) },
-            Format::Q5_1 => |r, xs| unsafe { super::avx2::q5_1_tile::<TILE, true>(r, xs) },
-            Format::Q8_0 => |r, xs| unsafe { super::avx2::q8_0_tile::<TILE, true>(r, xs) },
-            Format::Q4K => |r, xs| unsafe { super::avx2::q4_k_tile::<TILE, true>(r, xs) },
-            Format::Q5K => |r, xs| unsafe { super::avx2::q5_k_tile::<TILE, true>(r, xs) },
-            Format::Q6K => |r, xs| unsafe { super::avx2::q6_k_tile::<TILE, true>(r, xs) },
+            Format::Q4_0 => |r, xs| unsafe { super::avx2::q4_0_tile::<N, true>(r, xs) },
+            Format::Q4_1 => |r, xs| unsafe { super::avx2::q4_1_tile::<N, true>(r, xs) },
+            Format::Q5_0 => |r, xs| unsafe { super::avx2::q5_0_tile::<N, true>(r, xs) },
+            Format::Q5_1 => |r, xs| unsafe { super::avx2::q5_1_tile::<N, true>(r, xs) },
+            Format::Q8_0 => |r, xs| unsafe { super::avx2::q8_0_tile::<N, true>(r, xs) },
+            Format::Q4K => |r, xs| unsafe { super::avx2::q4_k_tile::<N, true>(r, xs) },
+            Format::Q5K => |r, xs| unsafe { super::avx2::q5_k_tile::<N, true>(r, xs) },
+            Format::Q6K => |r, xs| unsafe { super::avx2::q6_k_tile::<N, true>(r, xs) },
         };
     }
     match format {

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::activation::Activation;
 use super::format::{self, Format};
-use super::kernels::{Prefetch, TILE, kernel, kernel_with, tile_kernel};
+use super::kernels::{Prefetch, RowDot, RowTile, TILE, kernel, kernel_with, tile_kernel};
 use crate::error::{Error, Result, ctx};
 
 /// A weight matrix held as its GGUF blocks: `rows` outputs × `cols` inputs.
@@ -117,7 +117,7 @@ impl QMatrix {
     pub fn matmul(&self, xs: &[Activation], out: &mut [f32]) {
         const ROWS_PER_TASK: usize = 16;
         let (n, rb) = (xs.len(), self.row_bytes());
-        let (dot, tile) = (kernel(self.format), tile_kernel(self.format));
+        let tiles = Tiles::of(self.format);
         let xs: Vec<&Activation> = xs.iter().collect();
         // Row-major [rows][n] first (each task owns whole rows), then the
         // transpose into [n][rows].
@@ -127,15 +127,7 @@ impl QMatrix {
             .zip(self.data.par_chunks(rb * ROWS_PER_TASK))
             .for_each(|(out, rows)| {
                 for (o, row) in out.chunks_exact_mut(n).zip(rows.chunks_exact(rb)) {
-                    let mut tiles = xs.chunks_exact(TILE);
-                    for (o, x) in o.chunks_exact_mut(TILE).zip(&mut tiles) {
-                        let x: &[&Activation; TILE] = x.try_into().expect("a whole tile");
-                        o.copy_from_slice(&tile(row, x));
-                    }
-                    let rest = tiles.remainder();
-                    for (o, x) in o[n - rest.len()..].iter_mut().zip(rest) {
-                        *o = dot(row, x);
-                    }
+                    tiles.row(row, &xs, o);
                 }
             });
         out.par_chunks_mut(self.rows)
@@ -148,4 +140,44 @@ impl QMatrix {
             });
     }
     // ANCHOR_END: matmul
+}
+
+/// The kernels of one product by width: tiles of [`TILE`] activations,
+/// then what is left in one kernel of its own width (a batch of two
+/// sequences unpacks each block once, not twice).
+struct Tiles {
+    four: RowTile<TILE>,
+    three: RowTile<3>,
+    two: RowTile<2>,
+    one: RowDot,
+}
+
+impl Tiles {
+    fn of(format: Format) -> Self {
+        Tiles {
+            four: tile_kernel(format),
+            three: tile_kernel(format),
+            two: tile_kernel(format),
+            one: kernel(format),
+        }
+    }
+
+    /// `out[t] = row · xs[t]`, every activation's sum as the kernel of
+    /// width one gives it.
+    fn row(&self, row: &[u8], xs: &[&Activation], out: &mut [f32]) {
+        let mut tiles = xs.chunks_exact(TILE);
+        for (o, x) in out.chunks_exact_mut(TILE).zip(&mut tiles) {
+            o.copy_from_slice(&(self.four)(row, x.try_into().expect("a whole tile")));
+        }
+        let rest = tiles.remainder();
+        let o = &mut out[xs.len() - rest.len()..];
+        match rest {
+            [a, b] => o.copy_from_slice(&(self.two)(row, &[a, b])),
+            [a, b, c] => o.copy_from_slice(&(self.three)(row, &[a, b, c])),
+            _ => o
+                .iter_mut()
+                .zip(rest)
+                .for_each(|(o, x)| *o = (self.one)(row, x)),
+        }
+    }
 }

@@ -324,7 +324,7 @@ impl FusedLlama {
     /// position's logits.
     pub fn step(&mut self, token: u32) -> Result<&[f32]> {
         let mut cache = std::mem::take(&mut self.cache);
-        let done = self.step_in(&mut cache, token);
+        let done = on_pool(|| self.step_in(&mut cache, token));
         self.cache = cache;
         done?;
         Ok(&self.s.logits)
@@ -335,18 +335,20 @@ impl FusedLlama {
     fn forward_in(&mut self, cache: &mut KvCache, tokens: &[u32]) -> Result<()> {
         self.check(cache, tokens)?;
         if let [one] = tokens {
-            return self.step_in(cache, *one);
+            return on_pool(|| self.step_in(cache, *one));
         }
         let mut logits = std::mem::take(&mut self.s.logits);
         let mut done = Ok(());
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            done = self.pass(
-                &mut [BatchItem {
-                    cache,
-                    tokens: chunk,
-                }],
-                &mut logits,
-            );
+            done = on_pool(|| {
+                self.pass(
+                    &mut [BatchItem {
+                        cache,
+                        tokens: chunk,
+                    }],
+                    &mut logits,
+                )
+            });
             if done.is_err() {
                 break;
             }
@@ -380,11 +382,11 @@ impl FusedLlama {
         if let [one] = items
             && let [t] = one.tokens
         {
-            self.step_in(one.cache, *t)?;
+            on_pool(|| self.step_in(one.cache, *t))?;
             return Ok(&self.s.logits);
         }
         let mut logits = std::mem::take(&mut self.s.batch_logits);
-        let done = self.pass(items, &mut logits);
+        let done = on_pool(|| self.pass(items, &mut logits));
         self.s.batch_logits = logits;
         done?;
         Ok(&self.s.batch_logits)
@@ -650,6 +652,18 @@ impl Decoder for FusedLlama {
         self
     }
 }
+
+// ANCHOR: on_pool
+/// Runs a token or a pass on one of rayon's own threads. Its parallel
+/// loops (a matrix's rows, attention's heads, about five a layer) are then
+/// that thread's forks, which the other thread steals while it is still
+/// looking for work; called from outside the pool, each loop was a job
+/// sent to the pool while the caller slept until it finished, a sleep and a
+/// wake-up of two threads, 150 times a token.
+fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+// ANCHOR_END: on_pool
 
 /// Whether the fused engine reads `source`, from its headers alone: a
 /// Llama-style decoder whose matrices are all Q4_0, Q4_1 or Q8_0. The

@@ -575,6 +575,22 @@ fn main() -> Res<()> {
         at(&batched, 8) / at(&ours, 8).max(1e-9),
         at(&ours, 8)
     );
+    // What the engine alone allows eight clients arriving together: their
+    // prompts, then one token each per step of a batch of eight (the first
+    // token comes with the prompt). Nothing of the server is in it.
+    let b8 = batches
+        .iter()
+        .find(|b| b["batch"] == 8)
+        .and_then(|b| b["ms_per_step"].as_f64())
+        .unwrap_or(f64::NAN);
+    let steps = GEN_TOKENS - 1;
+    let bound_secs = (prompt_ms + steps as f64 * b8) / 1e3;
+    let bound_tps = (8 * GEN_TOKENS) as f64 / bound_secs;
+    println!(
+        "8 clients, the engine's bound: their prompts in {prompt_ms:.0} ms, then {steps} steps of {b8:.2} ms (the batch of eight) = {bound_secs:.2} s for {} tokens: {bound_tps:.1} tokens/s, {:.2}x the tokens/s served in turn",
+        8 * GEN_TOKENS,
+        bound_tps / at(&ours, 8).max(1e-9)
+    );
     if let Some(rows) = &llama_server {
         println!(
             "8 clients: batched {:.1} tokens/s in all, {:.2}x llama-server's {:.1} with 16 slots; goal: at least 1x",

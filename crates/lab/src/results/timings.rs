@@ -504,6 +504,23 @@ fn serve(_: &Path, text: &str, prefix: &str, figs: &mut Figures) -> Result<()> {
             )?;
             continue;
         }
+        if let Some(rest) = line.strip_prefix("8 clients, the engine's bound:") {
+            take(
+                figs,
+                &format!("{prefix}.bound.c8"),
+                &[
+                    ("prompts_ms", "ms"),
+                    ("steps", ""),
+                    ("step_ms", "ms"),
+                    ("secs", "s"),
+                    ("tokens", "tokens"),
+                    ("tok_s", "tokens/s"),
+                    ("gain", "x"),
+                ],
+                &numbers(rest),
+            )?;
+            continue;
+        }
         if let Some(rest) = line.strip_prefix("8 clients: batched") {
             if rest.contains("llama-server") {
                 take(

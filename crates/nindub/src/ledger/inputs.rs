@@ -98,9 +98,9 @@ pub const API_OUTPUT: Sourced = Sourced {
 pub const TOKENS_PER_SECOND: Sourced = Sourced {
     name: "throughput",
     flag: "--tokens-per-second",
-    value: 122.0,
+    value: 179.3,
     unit: "tokens/s",
-    source: "measured, not a GPU: `nindub serve` over HTTP with continuous batching, 16 clients' tokens over the wall time, SmolLM2-135M Q4_1 on 2 threads of the Codex's CPU build machine (generated/speaking-stone/bench/serve.json)",
+    source: "measured, not a GPU: `nindub serve` over HTTP with continuous batching, 8 clients' tokens over the wall time, SmolLM2-135M Q4_1 on 2 threads of the Codex's CPU build machine (generated/speaking-stone/bench/serve.json)",
 };
 
 pub const INPUT_PER_OUTPUT: Sourced = Sourced {

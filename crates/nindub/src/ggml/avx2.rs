@@ -68,8 +68,8 @@ unsafe fn f16(p: *const u8) -> f32 {
 /// into a register the compiler chose, and it chose the running sum of the
 /// offsets: each block's conversion waited for the previous block's
 /// addition, a chain of dependent instructions through the whole row.
-/// With this load the blocks overlap, and a Q4_1 block takes half the time
-/// (`nindub bench` prints the kernel's rate).
+/// With this load the blocks overlap (`nindub bench` prints the kernel's
+/// rate).
 #[inline(always)]
 unsafe fn f16_pair(p: *const u8) -> (f32, f32) {
     // SAFETY: only called from the kernels below (AVX2/F16C present),
@@ -326,8 +326,9 @@ pub unsafe fn q5_0_tile<const N: usize, const PF: bool>(
 
 /// The tile loop of Q4_K and Q5_K (a scale and a minimum per sub-block):
 /// super-blocks of `BYTES` bytes with the f16 `d` at `d_at` (`dmin` right
-/// after it) and 12 bytes of 6-bit scales at `scales_at`, and `codes(p, j)` giving sub-block `j`'s 32
-/// unsigned codes from the super-block's start.
+/// after it) and 12 bytes of 6-bit scales at `scales_at`, and
+/// `codes(p, j)` giving sub-block `j`'s 32 unsigned codes from the
+/// super-block's start.
 #[inline(always)]
 unsafe fn min_tile<const N: usize, const PF: bool, const BYTES: usize>(
     row: &[u8],
